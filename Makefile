@@ -1,0 +1,32 @@
+# eraft-twisted developer commands. `make test` and `make run` set everything up.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed-stamp
+SECONDS ?= 180
+
+.PHONY: install test lint run bench jepsen clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/trial tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check eraft_twisted tests bench twisted
+	$(BIN)/mypy eraft_twisted
+
+run: $(STAMP)
+	$(BIN)/twistd -n --pidfile= eraftkv
+
+bench: $(STAMP)
+	$(BIN)/python bench/raft_core.py
+
+clean:
+	rm -rf $(VENV) _trial_temp build *.egg-info

@@ -1,0 +1,198 @@
+"""An in-memory stand-in for the subset of ``plyvel.DB`` the storage uses.
+
+``LevelDBStorage.in_memory()`` runs the real storage code over it, so
+tests of the layers above get the exact LevelDB semantics (ordering,
+atomic batches, snapshots) without files. Not for production.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator
+from typing import Any
+
+from .layout import prefix_stop
+
+
+def _slice(
+    items: dict[bytes, bytes],
+    keys: list[bytes],
+    start: bytes | None,
+    stop: bytes | None,
+    include_start: bool,
+    include_stop: bool,
+    prefix: bytes | None,
+    include_value: bool,
+    reverse: bool,
+) -> Iterator[Any]:
+    if prefix is not None:
+        start, stop, include_start, include_stop = prefix, prefix_stop(prefix), True, False
+    lo = 0 if start is None else bisect_left(keys, start)
+    if start is not None and not include_start and lo < len(keys) and keys[lo] == start:
+        lo += 1
+    hi = len(keys) if stop is None else bisect_left(keys, stop)
+    if stop is not None and include_stop and hi < len(keys) and keys[hi] == stop:
+        hi += 1
+    # Materialised now: a LevelDB iterator reads an implicit snapshot.
+    chosen = keys[lo:hi]
+    if reverse:
+        chosen.reverse()
+    if include_value:
+        return iter([(k, items[k]) for k in chosen])
+    return iter(chosen)
+
+
+class MemorySnapshot:
+    """A frozen view of a :class:`MemoryDB`, like ``plyvel.Snapshot``."""
+
+    def __init__(self, items: dict[bytes, bytes]) -> None:
+        self._items = items
+        self._keys = sorted(items)
+
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
+        """The value of ``key`` when the snapshot was taken."""
+        return self._items.get(key, default)
+
+    def iterator(
+        self,
+        *,
+        start: bytes | None = None,
+        stop: bytes | None = None,
+        include_start: bool = True,
+        include_stop: bool = False,
+        prefix: bytes | None = None,
+        include_value: bool = True,
+        reverse: bool = False,
+    ) -> Iterator[Any]:
+        """Like ``plyvel.Snapshot.iterator`` (the subset of arguments used here)."""
+        return _slice(
+            self._items,
+            self._keys,
+            start,
+            stop,
+            include_start,
+            include_stop,
+            prefix,
+            include_value,
+            reverse,
+        )
+
+    def close(self) -> None:
+        """Release the snapshot (nothing to do in memory)."""
+
+    release = close
+
+
+class MemoryWriteBatch:
+    """A batch applied atomically by :meth:`write`, like ``plyvel.WriteBatch``."""
+
+    def __init__(self, db: MemoryDB) -> None:
+        self._db = db
+        self._ops: list[tuple[bytes, bytes | None]] = []
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Queue a put."""
+        if not isinstance(key, bytes) or not isinstance(value, bytes):
+            raise TypeError("keys and values must be bytes")
+        self._ops.append((key, value))
+
+    def delete(self, key: bytes) -> None:
+        """Queue a delete."""
+        if not isinstance(key, bytes):
+            raise TypeError("keys must be bytes")
+        self._ops.append((key, None))
+
+    def clear(self) -> None:
+        """Forget the queued operations."""
+        self._ops.clear()
+
+    def write(self) -> None:
+        """Apply every queued operation at once."""
+        self._db._apply(self._ops)
+        self._ops = []
+
+    def __enter__(self) -> MemoryWriteBatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.write()
+
+
+class MemoryDB:
+    """A sorted in-memory key-value store with the plyvel calls storage needs."""
+
+    def __init__(self) -> None:
+        self._items: dict[bytes, bytes] = {}
+        self._keys: list[bytes] | None = None
+        self.closed = False
+
+    def _check(self) -> None:
+        if self.closed:
+            raise RuntimeError("Database is closed")
+
+    def _sorted(self) -> list[bytes]:
+        if self._keys is None:
+            self._keys = sorted(self._items)
+        return self._keys
+
+    def _apply(self, ops: list[tuple[bytes, bytes | None]]) -> None:
+        self._check()
+        for k, v in ops:
+            if v is None:
+                self._items.pop(k, None)
+            else:
+                self._items[k] = v
+        self._keys = None
+
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
+        """The value of ``key``, or ``default``."""
+        self._check()
+        return self._items.get(key, default)
+
+    def put(self, key: bytes, value: bytes, sync: bool = False) -> None:
+        """Set one key."""
+        self._apply([(key, value)])
+
+    def delete(self, key: bytes, sync: bool = False) -> None:
+        """Delete one key."""
+        self._apply([(key, None)])
+
+    def write_batch(self, *, sync: bool = False, transaction: bool = False) -> MemoryWriteBatch:
+        """A new batch; ``sync`` has no meaning in memory."""
+        self._check()
+        return MemoryWriteBatch(self)
+
+    def iterator(
+        self,
+        *,
+        start: bytes | None = None,
+        stop: bytes | None = None,
+        include_start: bool = True,
+        include_stop: bool = False,
+        prefix: bytes | None = None,
+        include_value: bool = True,
+        reverse: bool = False,
+    ) -> Iterator[Any]:
+        """Like ``plyvel.DB.iterator`` (the subset of arguments used here)."""
+        self._check()
+        return _slice(
+            self._items,
+            self._sorted(),
+            start,
+            stop,
+            include_start,
+            include_stop,
+            prefix,
+            include_value,
+            reverse,
+        )
+
+    def snapshot(self) -> MemorySnapshot:
+        """A frozen copy of the current contents."""
+        self._check()
+        return MemorySnapshot(dict(self._items))
+
+    def close(self) -> None:
+        """Refuse further use, like a closed plyvel DB."""
+        self.closed = True

@@ -1,0 +1,1 @@
+"""Tests for eraft_twisted.storage."""

@@ -1,0 +1,328 @@
+"""The RESP server protocol: parse, dispatch, reply strictly in request order, push back.
+
+Each connection keeps a FIFO of pending replies. A reply is written as soon
+as it and every earlier one are ready, so pipelined commands whose handlers
+return Deferreds that fire out of order are still answered in order. When
+more than ``max_pending`` replies are outstanding, or the transport's write
+buffer is full, the connection stops reading and parsing until it drains.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, cast
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import (
+    IAddress,
+    IConsumer,
+    IPushProducer,
+    IReactorTime,
+    ITCPTransport,
+)
+from twisted.internet.protocol import Protocol, ServerFactory, connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from .commands import INTERNAL_ERROR, CommandTable
+from .encoder import ErrorReply, encode
+from .parser import MAX_BULK, ProtocolError, RespParser
+from .state import ClientRegistry, ConnectionState
+
+__all__ = ["RespServerFactory", "RespServerProtocol"]
+
+log = Logger()
+
+_INTERNAL_ERROR_BYTES = b"-ERR internal error\r\n"
+
+
+class _Pending:
+    """One reply slot in a connection's FIFO."""
+
+    __slots__ = ("close", "proto", "ready", "value")
+
+    def __init__(self, proto: int) -> None:
+        self.proto = proto
+        self.ready = False
+        self.value: Any = None
+        self.close = False
+
+
+@implementer(IPushProducer)
+class _OutputThrottle:
+    """Registered with the transport so a full write buffer pauses reading and parsing."""
+
+    def __init__(self, protocol: RespServerProtocol) -> None:
+        self._protocol = protocol
+
+    def pauseProducing(self) -> None:
+        self._protocol._set_output_paused(True)
+
+    def resumeProducing(self) -> None:
+        self._protocol._set_output_paused(False)
+
+    def stopProducing(self) -> None:
+        pass
+
+
+def _format_address(addr: IAddress | None) -> str:
+    host = getattr(addr, "host", None)
+    port = getattr(addr, "port", None)
+    if host is not None and port is not None:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    name = getattr(addr, "name", None)
+    if isinstance(name, bytes):
+        return name.decode("utf-8", "replace") + ":0"
+    return f"{name}:0" if name else ""
+
+
+class RespServerProtocol(Protocol):
+    """One client connection speaking RESP2/RESP3 to a :class:`CommandTable`.
+
+    ``factory`` (set by the factory, left untyped like Twisted's) is a
+    :class:`RespServerFactory`.
+    """
+
+    def __init__(self) -> None:
+        self.conn: ConnectionState | None = None
+        self.parser: RespParser | None = None
+        self._pending: deque[_Pending] = deque()
+        self._out: list[bytes] = []
+        self._in_process = False
+        self._paused_pending = False
+        self._paused_output = False
+        self._reading_paused = False
+        self._closing = False
+        self._close_after_write = False
+        self._closed = False
+        self._producer: _OutputThrottle | None = None
+
+    def connectionMade(self) -> None:
+        """Set up the parser and the client state, and register for write backpressure."""
+        factory = self.factory
+        registry = factory.registry
+        transport = self.transport
+        assert transport is not None
+        fileno = getattr(transport, "fileno", None)
+        try:
+            fd = fileno() if fileno is not None else -1
+        except Exception:
+            fd = -1
+        self.parser = RespParser(max_bulk=factory.max_bulk, use_hiredis=factory.use_hiredis)
+        self.conn = ConnectionState(
+            registry.next_id(),
+            registry,
+            peer=_format_address(transport.getPeer()),
+            local=_format_address(transport.getHost()),
+            fd=fd if isinstance(fd, int) else -1,
+            now=registry.clock.seconds(),
+        )
+        self.conn.abort_hook = self._abort
+        registry.add(self.conn)
+        self._producer = _OutputThrottle(self)
+        cast(IConsumer, transport).registerProducer(self._producer, True)
+
+    def dataReceived(self, data: bytes) -> None:
+        """Buffer ``data`` and run every complete command it finishes."""
+        if self._closing or self._closed:
+            return
+        assert self.parser is not None and self.conn is not None
+        self.conn.last_interaction = self.factory.registry.clock.seconds()
+        self.parser.feed(data)
+        self._process()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """Drop pending replies (their Deferreds' results are discarded) and the client."""
+        self._closed = True
+        self._pending.clear()
+        self._out.clear()
+        if self.conn is not None:
+            self.conn.closed = True
+            self.conn.abort_hook = None
+            self.factory.registry.remove(self.conn)
+
+    @property
+    def pending(self) -> int:
+        """Replies not yet written."""
+        return len(self._pending)
+
+    def _process(self) -> None:
+        """Parse and dispatch buffered commands until paused, closing or out of data."""
+        if self._in_process:
+            return
+        assert self.parser is not None and self.conn is not None
+        self._in_process = True
+        parser = self.parser
+        conn = self.conn
+        dispatch = self.factory.table.dispatch
+        pending = self._pending
+        out = self._out
+        max_pending = self.factory.max_pending
+        try:
+            while not self._reading_paused and not self._closing and not self._closed:
+                try:
+                    argv = parser.next_command()
+                except ProtocolError as e:
+                    self._enqueue(ErrorReply("ERR " + e.message), conn.protocol_version, True)
+                    break
+                if argv is None:
+                    break
+                result = dispatch(conn, argv)
+                close = conn.close_requested
+                if isinstance(result, Deferred):
+                    entry = _Pending(conn.protocol_version)
+                    entry.close = close
+                    pending.append(entry)
+                    if close:
+                        self._closing = True
+                    result.addBoth(self._settle, entry)
+                elif pending or close:
+                    self._enqueue(result, conn.protocol_version, close)
+                else:
+                    out.append(self._encode(result, conn.protocol_version))
+                if len(pending) > max_pending and not self._paused_pending:
+                    self._paused_pending = True
+                    self._update_reading()
+        finally:
+            self._in_process = False
+        self._write_out()
+
+    def _enqueue(self, value: Any, proto: int, close: bool) -> None:
+        entry = _Pending(proto)
+        entry.value = value
+        entry.ready = True
+        entry.close = close
+        if close:
+            self._closing = True
+        self._pending.append(entry)
+        self._drain()
+
+    def _settle(self, value: Any, entry: _Pending) -> Any:
+        # Pass values through untouched, in case the handler shares its Deferred.
+        if isinstance(value, Failure):
+            if not self._closed:
+                log.failure("internal error while running a command", value)
+            result, value = None, INTERNAL_ERROR
+        else:
+            result = value
+        if not self._closed:
+            entry.value = value
+            entry.ready = True
+            self._drain()
+        return result
+
+    def _drain(self) -> None:
+        """Move every ready reply at the head of the FIFO to the output."""
+        pending = self._pending
+        out = self._out
+        while pending and pending[0].ready:
+            entry = pending.popleft()
+            out.append(self._encode(entry.value, entry.proto))
+            if entry.close:
+                self._close_after_write = True
+                pending.clear()
+                break
+        if self._in_process:
+            return
+        self._write_out()
+        if self._paused_pending and len(pending) <= self.factory.max_pending // 2:
+            self._paused_pending = False
+            self._update_reading()
+            self._process()
+
+    def _encode(self, value: Any, proto: int) -> bytes:
+        try:
+            return encode(value, proto)
+        except Exception:
+            log.failure("cannot encode reply {value!r}", value=value)
+            return _INTERNAL_ERROR_BYTES
+
+    def _write_out(self) -> None:
+        if self._closed:
+            return
+        transport = self.transport
+        assert transport is not None
+        if self._out:
+            data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+            self._out.clear()
+            transport.write(data)
+        if self._close_after_write:
+            self._close_after_write = False
+            self._close_transport()
+
+    def _close_transport(self) -> None:
+        transport = self.transport
+        assert transport is not None
+        if self._producer is not None:
+            # A registered producer would keep loseConnection from completing.
+            self._producer = None
+            cast(IConsumer, transport).unregisterProducer()
+        transport.loseConnection()
+
+    def _abort(self) -> None:
+        if self._closed:
+            return
+        # Treated as closed from now on: nothing more is written or run.
+        self._closing = self._closed = True
+        self._pending.clear()
+        self._out.clear()
+        if self.conn is not None:
+            self.conn.closed = True
+        transport = self.transport
+        assert transport is not None
+        if self._producer is not None:
+            self._producer = None
+            cast(IConsumer, transport).unregisterProducer()
+        if ITCPTransport.providedBy(transport):
+            transport.abortConnection()
+        else:
+            transport.loseConnection()
+
+    def _set_output_paused(self, paused: bool) -> None:
+        self._paused_output = paused
+        self._update_reading()
+        if not paused and not self._in_process:
+            self._process()
+
+    def _update_reading(self) -> None:
+        want_paused = self._paused_pending or self._paused_output
+        if want_paused == self._reading_paused or self._closing or self._closed:
+            # Once closing, nothing more is read; a closing transport may refuse resumes.
+            return
+        self._reading_paused = want_paused
+        transport = self.transport
+        assert transport is not None
+        producer = cast(IPushProducer, transport)
+        if want_paused:
+            producer.pauseProducing()
+        else:
+            producer.resumeProducing()
+
+
+class RespServerFactory(ServerFactory):
+    """Builds :class:`RespServerProtocol` connections serving ``table``.
+
+    ``max_pending`` bounds the replies outstanding per connection before it
+    stops reading; ``max_bulk`` is the largest accepted bulk argument.
+    """
+
+    protocol = RespServerProtocol
+
+    def __init__(
+        self,
+        table: CommandTable,
+        max_pending: int = 1024,
+        max_bulk: int = MAX_BULK,
+        clock: IReactorTime | None = None,
+        use_hiredis: bool | None = None,
+    ) -> None:
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = cast(IReactorTime, reactor)
+        self.table = table
+        self.max_pending = max_pending
+        self.max_bulk = max_bulk
+        self.use_hiredis = use_hiredis
+        self.registry = ClientRegistry(clock)

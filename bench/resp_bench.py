@@ -1,0 +1,96 @@
+"""Benchmark: a 3-node eraftkv group against redis-server, both fsyncing.
+
+Starts a 3-node group (``--fsync always``) and ``redis-server --appendonly
+yes --appendfsync always`` on free ports, runs ``redis-benchmark -t set,get``
+with 1 and 50 clients against each, and prints a table with ours/redis
+ratios. Not a test: run it by hand and copy the table into the README.
+
+    .venv/bin/python bench/resp_bench.py [-n 20000] [--fsync always|never]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tests.procs import Cluster, free_ports  # noqa: E402
+
+
+def redis_benchmark(port: int, test: str, n: int, clients: int) -> tuple[float, float]:
+    """(requests/s, p50 latency ms) of one redis-benchmark run."""
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-t", test, "-n", str(n), "-c", str(clients),
+         "-r", "100000", "--csv"],
+        capture_output=True, check=True, timeout=600,
+    ).stdout.decode()
+    rows = list(csv.reader(io.StringIO(out)))
+    header, values = rows[0], rows[1]
+    row = dict(zip(header, values, strict=False))
+    return float(row["rps"]), float(row["p50_latency_ms"])
+
+
+def start_redis(workdir: str) -> tuple[subprocess.Popen[bytes], int]:
+    (port,) = free_ports(1)
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir,
+         "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        r = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True)
+        if r.stdout.strip() == b"PONG":
+            return proc, port
+        time.sleep(0.1)
+    raise RuntimeError("redis-server did not start")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=20000, help="requests per run")
+    ap.add_argument("--fsync", default="always", choices=["always", "never"])
+    args = ap.parse_args()
+    for tool in ("redis-server", "redis-benchmark", "redis-cli"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed (apt-get install redis-server redis-tools)")
+
+    workdir = tempfile.mkdtemp(prefix="eraft-bench-")
+    cluster = Cluster(3, extra=["--fsync", args.fsync], base=workdir)
+    redis_proc, redis_port = start_redis(workdir)
+    try:
+        cluster.start()
+        leader = cluster.leader()
+        results = []
+        for test in ("set", "get"):
+            for clients in (1, 50):
+                n = args.n if clients > 1 else max(1000, args.n // 10)
+                ours = redis_benchmark(leader.resp_port, test, n, clients)
+                theirs = redis_benchmark(redis_port, test, n, clients)
+                results.append((test.upper(), clients, ours, theirs))
+    finally:
+        cluster.stop()
+        redis_proc.terminate()
+        redis_proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}; eraftkv: 3 nodes, fsync {args.fsync}; "
+          f"redis-server: appendfsync always")
+    print("| test | clients | eraftkv req/s | redis req/s | ratio | eraftkv p50 ms | redis p50 ms |")
+    print("|---|---|---|---|---|---|---|")
+    for test, clients, (ours_rps, ours_p50), (redis_rps, redis_p50) in results:
+        print(f"| {test} | {clients} | {ours_rps:,.0f} | {redis_rps:,.0f} | "
+              f"{ours_rps / redis_rps:.2f}x | {ours_p50:.2f} | {redis_p50:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,303 @@
+"""Redis string commands on top of a Raft group.
+
+Writes become operations proposed through the group (replicated, then
+applied by :class:`~eraft_twisted.kv.statemachine.KVStateMachine`); reads
+wait for a ReadIndex barrier and then read the local applied state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer
+
+from ..node.driver import RaftTimeout, RaftUnavailable
+from ..raft.types import NotLeader, ProposalDropped, RaftError
+from ..resp.commands import CommandError, CommandTable
+from ..resp.encoder import SimpleString
+from .statemachine import KEEPTTL, OK, Op, SetCond, encode_op, is_error, unpack_record
+from .store import KVStore
+
+Handler = Callable[[Any, list[bytes]], Any]
+
+
+def _int_arg(value: bytes) -> int:
+    from .statemachine import parse_int
+
+    n = parse_int(value)
+    if n is None:
+        raise CommandError("value is not an integer or out of range")
+    return n
+
+
+def _syntax() -> CommandError:
+    return CommandError("syntax error")
+
+
+class KVCommands:
+    """Handlers of the KV commands for one node."""
+
+    def __init__(self, node: Any, store: KVStore, clock: Any) -> None:
+        self.node = node
+        self.store = store
+        self.clock = clock
+
+    def now_ms(self) -> int:
+        return int(time.time() * 1000)
+
+    # -- plumbing --------------------------------------------------------
+    def _write(self, op: Op, *args: Any) -> defer.Deferred[Any]:
+        d = self.node.propose(encode_op(op, self.now_ms(), *args))
+        return d.addCallbacks(self._result, self._failure)
+
+    def _read(self, fn: Callable[[], Any]) -> defer.Deferred[Any]:
+        return self.node.read(fn).addErrback(self._failure)
+
+    @staticmethod
+    def _result(result: Any) -> Any:
+        if is_error(result):
+            code, _, message = result["err"].partition(" ")
+            raise CommandError(message, code=code)
+        if result == OK:
+            return SimpleString("OK")
+        return result
+
+    @staticmethod
+    def _failure(f: Any) -> Any:
+        e = f.value
+        if isinstance(e, CommandError):
+            return f
+        if isinstance(e, RaftTimeout):
+            raise CommandError(str(e), code="TIMEOUT")
+        if isinstance(e, (RaftUnavailable, NotLeader, ProposalDropped, RaftError)):
+            raise CommandError(str(e), code="CLUSTERDOWN")
+        if isinstance(e, defer.CancelledError):
+            raise CommandError("request cancelled", code="TIMEOUT")
+        return f
+
+    # -- registration --------------------------------------------------
+    def register(self, table: CommandTable) -> None:
+        """Add every KV command to ``table``."""
+        r = table.register
+        w, ro = ["write"], ["readonly"]
+        r("get", 2, ro, self.get)
+        r("set", -3, w, self.set)
+        r("setnx", 3, w, self.setnx)
+        r("getset", 3, w, self.getset)
+        r("getdel", 2, w, self.getdel)
+        r("mget", -2, ro, self.mget, last_key=-1)
+        r("mset", -3, w, self.mset, last_key=-1, step=2)
+        r("del", -2, w, self.delete, last_key=-1)
+        r("unlink", -2, w, self.delete, last_key=-1)
+        r("exists", -2, ro, self.exists, last_key=-1)
+        r("incr", 2, w, lambda c, a: self._incrby(a[1], 1))
+        r("decr", 2, w, lambda c, a: self._incrby(a[1], -1))
+        r("incrby", 3, w, lambda c, a: self._incrby(a[1], _int_arg(a[2])))
+        r("decrby", 3, w, self.decrby)
+        r("append", 3, w, self.append)
+        r("strlen", 2, ro, self.strlen)
+        r("type", 2, ro, self.type)
+        r("expire", -3, w, lambda c, a: self._expire(a, 1000, relative=True))
+        r("pexpire", -3, w, lambda c, a: self._expire(a, 1, relative=True))
+        r("expireat", -3, w, lambda c, a: self._expire(a, 1000, relative=False))
+        r("pexpireat", -3, w, lambda c, a: self._expire(a, 1, relative=False))
+        r("ttl", 2, ro, lambda c, a: self._ttl(a[1], 1000))
+        r("pttl", 2, ro, lambda c, a: self._ttl(a[1], 1))
+        r("persist", 2, w, lambda c, a: self._write(Op.PERSIST, a[1]))
+        r("scan", -2, ro, self.scan, first_key=0, last_key=0)
+        r("keys", 2, ro, self.keys, first_key=0, last_key=0)
+        r("dbsize", 1, ro, self.dbsize, first_key=0, last_key=0)
+        r("flushall", -1, w, self.flushall, first_key=0, last_key=0)
+        r("flushdb", -1, w, self.flushall, first_key=0, last_key=0)
+
+    # -- reads -----------------------------------------------------------
+    def get(self, conn: Any, argv: list[bytes]) -> Any:
+        key = argv[1]
+        return self._read(lambda: self.store.get(key, self.now_ms()))
+
+    def mget(self, conn: Any, argv: list[bytes]) -> Any:
+        keys = argv[1:]
+        return self._read(lambda: [self.store.get(k, self.now_ms()) for k in keys])
+
+    def exists(self, conn: Any, argv: list[bytes]) -> Any:
+        keys = argv[1:]
+        return self._read(
+            lambda: sum(1 for k in keys if self.store.get(k, self.now_ms()) is not None)
+        )
+
+    def strlen(self, conn: Any, argv: list[bytes]) -> Any:
+        key = argv[1]
+        return self._read(lambda: len(self.store.get(key, self.now_ms()) or b""))
+
+    def type(self, conn: Any, argv: list[bytes]) -> Any:
+        key = argv[1]
+
+        def kind() -> SimpleString:
+            found = self.store.get(key, self.now_ms()) is not None
+            return SimpleString("string" if found else "none")
+
+        return self._read(kind)
+
+    def _ttl(self, key: bytes, unit: int) -> Any:
+        def ttl() -> int:
+            now = self.now_ms()
+            record = self.store.get_record(key)
+            if record is None or self.store.get(key, now) is None:
+                return -2
+            exp = unpack_record(record)[1]
+            if not exp:
+                return -1
+            left = exp - now
+            return (left + unit // 2) // unit if unit > 1 else left
+
+        return self._read(ttl)
+
+    def scan(self, conn: Any, argv: list[bytes]) -> Any:
+        cursor = _int_arg(argv[1])
+        if cursor < 0:
+            raise CommandError("invalid cursor")
+        count, match = 10, None
+        i = 2
+        while i < len(argv):
+            opt = argv[i].lower()
+            if i + 1 >= len(argv):
+                raise _syntax()
+            if opt == b"count":
+                count = _int_arg(argv[i + 1])
+                if count < 1:
+                    raise _syntax()
+            elif opt == b"match":
+                match = argv[i + 1]
+            elif opt == b"type":
+                if argv[i + 1].lower() != b"string":
+                    return [b"0", []]
+            else:
+                raise _syntax()
+            i += 2
+
+        def run() -> defer.Deferred[Any]:
+            d = self.store.scan(cursor, count, match, self.now_ms())
+            return d.addCallback(lambda r: [str(r[0]).encode(), r[1]])
+
+        return self._read(lambda: None).addCallback(lambda _: run())
+
+    def keys(self, conn: Any, argv: list[bytes]) -> Any:
+        pattern = argv[1]
+        return self._read(lambda: None).addCallback(
+            lambda _: self.store.keys(pattern, self.now_ms())
+        )
+
+    def dbsize(self, conn: Any, argv: list[bytes]) -> Any:
+        return self._read(lambda: None).addCallback(lambda _: self.store.count(self.now_ms()))
+
+    # -- writes ----------------------------------------------------------
+    def set(self, conn: Any, argv: list[bytes]) -> Any:
+        key, value = argv[1], argv[2]
+        cond = SetCond.ALWAYS
+        expire_at = 0
+        get = False
+        seen_expire = False
+        now = self.now_ms()
+        i = 3
+        while i < len(argv):
+            opt = argv[i].upper()
+            if opt in (b"NX", b"XX"):
+                if cond != SetCond.ALWAYS:
+                    raise _syntax()
+                cond = SetCond.NX if opt == b"NX" else SetCond.XX
+            elif opt == b"GET":
+                get = True
+            elif opt == b"KEEPTTL":
+                if seen_expire:
+                    raise _syntax()
+                seen_expire = True
+                expire_at = KEEPTTL
+            elif opt in (b"EX", b"PX", b"EXAT", b"PXAT"):
+                if seen_expire or i + 1 >= len(argv):
+                    raise _syntax()
+                seen_expire = True
+                n = _int_arg(argv[i + 1])
+                if n <= 0:
+                    raise CommandError("invalid expire time in 'set' command")
+                expire_at = {
+                    b"EX": now + n * 1000,
+                    b"PX": now + n,
+                    b"EXAT": n * 1000,
+                    b"PXAT": n,
+                }[opt]
+                i += 1
+            else:
+                raise _syntax()
+            i += 1
+        d = self.node.propose(encode_op(Op.SET, now, key, value, expire_at, int(cond), get))
+        return d.addCallbacks(self._result, self._failure)
+
+    def setnx(self, conn: Any, argv: list[bytes]) -> Any:
+        d = self._write(Op.SET, argv[1], argv[2], 0, int(SetCond.NX), False)
+        return d.addCallback(lambda r: 1 if r == SimpleString("OK") else 0)
+
+    def getset(self, conn: Any, argv: list[bytes]) -> Any:
+        return self._write(Op.SET, argv[1], argv[2], 0, int(SetCond.ALWAYS), True)
+
+    def getdel(self, conn: Any, argv: list[bytes]) -> Any:
+        return self._write(Op.GETDEL, argv[1])
+
+    def mset(self, conn: Any, argv: list[bytes]) -> Any:
+        if len(argv) % 2 == 0:
+            raise CommandError("wrong number of arguments for 'mset' command")
+        return self._write(Op.MSET, argv[1:])
+
+    def delete(self, conn: Any, argv: list[bytes]) -> Any:
+        return self._write(Op.DEL, argv[1:])
+
+    def _incrby(self, key: bytes, delta: int) -> Any:
+        return self._write(Op.INCRBY, key, delta)
+
+    def decrby(self, conn: Any, argv: list[bytes]) -> Any:
+        n = _int_arg(argv[2])
+        if n == -(2**63):
+            raise CommandError("decrement would overflow")
+        return self._incrby(argv[1], -n)
+
+    def append(self, conn: Any, argv: list[bytes]) -> Any:
+        return self._write(Op.APPEND, argv[1], argv[2])
+
+    def _expire(self, argv: list[bytes], unit: int, relative: bool) -> Any:
+        key = argv[1]
+        n = _int_arg(argv[2])
+        cond = ""
+        if len(argv) > 4:
+            raise _syntax()
+        if len(argv) == 4:
+            cond = argv[3].upper().decode("latin-1")
+            if cond not in ("NX", "XX", "GT", "LT"):
+                raise CommandError(f"Unsupported option {argv[3].decode('latin-1')}")
+        now = self.now_ms()
+        at = (now if relative else 0) + n * unit
+        return self._write(Op.EXPIREAT, key, at, cond)
+
+    def flushall(self, conn: Any, argv: list[bytes]) -> Any:
+        if len(argv) > 2 or (len(argv) == 2 and argv[1].upper() not in (b"SYNC", b"ASYNC")):
+            raise _syntax()
+        return self._write(Op.FLUSHALL)
+
+    def sweep_expired(self, limit: int = 1000) -> defer.Deferred[Any]:
+        """On the leader: propose deletion of keys whose TTL has passed.
+
+        Replicas never expire keys on their own; the sweep goes through the
+        log and its apply re-checks each key against the entry's time.
+        """
+        if not self.node.is_leader:
+            return defer.succeed(0)
+        keys = self.store.expired_keys(self.now_ms(), limit)
+        if not keys:
+            return defer.succeed(0)
+        d = self.node.propose(encode_op(Op.EXPIRE_SWEEP, self.now_ms(), keys))
+
+        def retry_later(f: Any) -> int:
+            self.store.track_expiry([(k, self.store.get_record(k)) for k in keys])
+            return 0
+
+        return d.addErrback(retry_later)

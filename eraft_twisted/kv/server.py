@@ -1,0 +1,192 @@
+"""One KV node: storage, the Raft node, peer links, and the RESP service."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from twisted.application import strports
+from twisted.application.internet import TimerService
+from twisted.application.service import MultiService
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from ..node.driver import RaftNode
+from ..raft.core import Config
+from ..raft.types import ConfState
+from ..resp.commands import CommandError, CommandTable, register_connection_commands
+from ..resp.encoder import SimpleString, Verbatim
+from ..resp.protocol import RespServerFactory
+from ..rpc.transport import PeerServerFactory, PeerTransport, parse_address
+from ..storage.leveldb import LevelDBStorage, StorageError
+from .app import KVApplication
+from .commands import KVCommands
+from .info import InfoBuilder, raft_fields
+from .store import KVStore
+
+log = Logger()
+
+
+def tcp_endpoint(address: str) -> str:
+    """``host:port`` -> a listening endpoint string."""
+    host, port = parse_address(address)
+    return f"tcp:{port}:interface={host}"
+
+
+class KVServer(MultiService):
+    """Everything one ``twistd eraftkv`` process runs, started in order and
+    stopped in reverse: listeners first, then the node, then the disk."""
+
+    def __init__(
+        self,
+        node_id: int,
+        peers: list[str],
+        data_dir: str,
+        resp_address: str,
+        reactor: Any = None,
+        fsync: str = "always",
+        tick_ms: int = 100,
+        election_ticks: int = 10,
+        timeout: float = 5.0,
+        max_bulk: int = 512 * 1024 * 1024,
+        group: str = "kv-1",
+    ) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.reactor = reactor
+        self.node_id = node_id
+        self.peers = peers
+        self.data_dir = data_dir
+        self.resp_address = resp_address
+        self.fsync = fsync
+        self.tick_ms = tick_ms
+        self.election_ticks = election_ticks
+        self.timeout = timeout
+        self.max_bulk = max_bulk
+        self.group = group
+        self.storage: Any = None
+        self.node: Any = None
+        self.store: Any = None
+        self.resp_factory: Any = None
+
+    @classmethod
+    def from_options(cls, options: Any) -> KVServer:
+        return cls(
+            node_id=options["id"],
+            peers=options["peers"],
+            data_dir=options["data"],
+            resp_address=options["resp"],
+            fsync=options["fsync"],
+            tick_ms=options["tick-ms"],
+            election_ticks=options["election-ticks"],
+            timeout=options["timeout"],
+            max_bulk=options["max-bulk"],
+            group=f"kv-{options['group']}",
+        )
+
+    def addresses(self) -> dict[int, str]:
+        """Member id -> peer address."""
+        return dict(enumerate(self.peers))
+
+    def startService(self) -> None:
+        try:
+            self.storage = LevelDBStorage.open(
+                self.data_dir,
+                reactor=self.reactor,
+                fsync=self.fsync,  # type: ignore[arg-type]
+                conf=ConfState(tuple(range(len(self.peers)))),
+            )
+        except StorageError as e:
+            log.critical("eraftkv: cannot start: {e}", e=e)
+            sys.stderr.write(f"eraftkv: error: {e}\n")
+            self.reactor.callWhenRunning(self._exit, 1)
+            return
+        reactor = self.reactor
+        self.store = KVStore(self.storage, reactor)
+        self.store.load_expiry().addErrback(
+            lambda f: log.failure("loading key expiry times failed", f)
+        )
+        app = KVApplication(self.store)
+        config = Config(self.node_id, election_tick=self.election_ticks, heartbeat_tick=1)
+        self.node = RaftNode(
+            self.node_id,
+            self.storage,
+            app,
+            reactor,
+            config=config,
+            tick_interval=self.tick_ms / 1000.0,
+            request_timeout=self.timeout,
+        )
+        others = {i: a for i, a in self.addresses().items() if i != self.node_id}
+        transport = PeerTransport(
+            reactor, self.node, self.group, others, self.node.report_unreachable
+        )
+        self.node.transport = transport
+        self.commands = KVCommands(self.node, self.store, reactor)
+        self.info = InfoBuilder(self)
+
+        table = CommandTable()
+        register_connection_commands(
+            table, {"version": "7.2.0", "role": "master", "mode": "standalone"}
+        )
+        self.commands.register(table)
+        table.register("info", -1, ["readonly"], self._info, first_key=0, last_key=0)
+        table.register("raft.info", 1, ["readonly"], self._raft_info, first_key=0, last_key=0)
+        self.resp_factory = RespServerFactory(table, max_bulk=self.max_bulk)
+
+        self.node.setServiceParent(self)
+        transport.setServiceParent(self)
+        strports.service(
+            tcp_endpoint(self.peers[self.node_id]), PeerServerFactory(self.node, self.group)
+        ).setServiceParent(self)
+        strports.service(tcp_endpoint(self.resp_address), self.resp_factory).setServiceParent(self)
+        TimerService(1.0, self._sweep).setServiceParent(self)
+        log.info(
+            "eraftkv node {id} of {n}: peers on {peer}, RESP on {resp}, data in {data}",
+            id=self.node_id,
+            n=len(self.peers),
+            peer=self.peers[self.node_id],
+            resp=self.resp_address,
+            data=os.path.abspath(self.data_dir),
+        )
+        super().startService()
+
+    def _exit(self, code: int) -> None:
+        from twisted.internet import reactor as default_reactor
+
+        if self.reactor is default_reactor:
+            os._exit(code)
+
+    def _sweep(self) -> defer.Deferred[Any]:
+        if self.node is None or not self.node.is_leader:
+            return defer.succeed(None)
+        d = self.commands.sweep_expired()
+        d.addErrback(lambda f: log.debug("expiry sweep failed: {f}", f=f.value))
+        return d
+
+    @defer.inlineCallbacks
+    def stopService(self) -> Any:
+        yield super().stopService()
+        if self.storage is not None:
+            yield self.storage.close()
+
+    # -- admin commands --------------------------------------------------
+    def _info(self, conn: Any, argv: list[bytes]) -> Any:
+        if len(argv) > 2:
+            raise CommandError("syntax error")
+        section = argv[1].lower() if len(argv) == 2 else None
+        keys_d: Any = defer.succeed(None)
+        if section in (None, b"all", b"everything", b"default", b"keyspace"):
+            keys_d = self.store.count(self.commands.now_ms())
+        return keys_d.addCallback(lambda n: Verbatim(self.info.info(section, n)))
+
+    def _raft_info(self, conn: Any, argv: list[bytes]) -> Any:
+        fields = raft_fields(self.node.raw.status(), self.addresses())
+        return Verbatim("# Raft\r\n" + "".join(f"{k}:{v}\r\n" for k, v in fields))
+
+
+__all__ = ["KVServer", "SimpleString"]

@@ -1,0 +1,228 @@
+"""The KV state machine: deterministic application of write operations.
+
+Every write is proposed as an *operation* (msgpack ``[opcode, now_ms,
+args...]``) carrying the proposer's clock, so TTLs are absolute times
+decided once by the leader and every replica applies exactly the same
+thing. A stored record is ``expire_at_ms (8 bytes, 0 = none) + value``.
+"""
+
+from __future__ import annotations
+
+import struct
+from enum import IntEnum
+from typing import Any
+
+import msgpack
+
+_EXP = struct.Struct(">q")
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+class Op(IntEnum):
+    """Write operation codes (stable: they are stored in the log)."""
+
+    SET = 1
+    DEL = 2
+    GETDEL = 3
+    INCRBY = 4
+    APPEND = 5
+    EXPIREAT = 6
+    PERSIST = 7
+    MSET = 8
+    FLUSHALL = 9
+    EXPIRE_SWEEP = 10
+
+
+class SetCond(IntEnum):
+    ALWAYS = 0
+    NX = 1
+    XX = 2
+
+
+KEEPTTL = -1
+"""``expire_at`` value of a SET that keeps the key's current TTL."""
+
+OK = "OK"
+"""Result of a write that replies ``+OK``."""
+
+
+def error(msg: str) -> dict[str, str]:
+    """A result that the command layer turns into an error reply."""
+    return {"err": msg}
+
+
+def is_error(result: Any) -> bool:
+    return isinstance(result, dict) and "err" in result
+
+
+def encode_op(op: Op, now_ms: int, *args: Any) -> bytes:
+    """Serialise a write for the log."""
+    return msgpack.packb([int(op), now_ms, *args], use_bin_type=True)
+
+
+def pack_record(value: bytes, expire_at: int) -> bytes:
+    return _EXP.pack(expire_at) + value
+
+
+def unpack_record(record: bytes) -> tuple[bytes, int]:
+    """(value, expire_at_ms) of a stored record."""
+    return record[8:], _EXP.unpack_from(record, 0)[0]
+
+
+def live_value(record: bytes | None, now_ms: int) -> bytes | None:
+    """The value of a record unless it is absent or expired at ``now_ms``."""
+    if record is None:
+        return None
+    value, exp = unpack_record(record)
+    if exp and exp <= now_ms:
+        return None
+    return value
+
+
+def parse_int(value: bytes) -> int | None:
+    """Redis's strict integer parsing (no spaces, no '+', fits in int64)."""
+    if not value or len(value) > 20:
+        return None
+    s = value[1:] if value[:1] == b"-" else value
+    if not s.isdigit() or (len(s) > 1 and s[:1] == b"0"):
+        return None
+    if value == b"-0":
+        return None
+    n = int(value)
+    if n < INT64_MIN or n > INT64_MAX:
+        return None
+    return n
+
+
+class KVStateMachine:
+    """Applies write operations against a :class:`~eraft_twisted.kv.store.KVStore`.
+
+    ``apply(data)`` returns ``(result, writes)``: the client-visible result
+    and the ``(key, record_or_None)`` changes to persist with the applied
+    index. It reads through ``store.get_record`` which already reflects all
+    earlier applied writes.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def apply(self, data: bytes) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+        try:
+            op, now, *args = msgpack.unpackb(data, raw=False)
+            handler = getattr(self, "_" + Op(op).name.lower())
+        except Exception:
+            # Never let a bad entry stop the group; it changes nothing.
+            return error("ERR malformed operation"), []
+        return handler(now, *args)
+
+    def _get(self, key: bytes, now: int) -> bytes | None:
+        return live_value(self.store.get_record(key), now)
+
+    def _set(
+        self, now: int, key: bytes, value: bytes, expire_at: int, cond: int, get: bool
+    ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+        record = self.store.get_record(key)
+        old = live_value(record, now)
+        if (cond == SetCond.NX and old is not None) or (cond == SetCond.XX and old is None):
+            return (old if get else None), []
+        if expire_at == KEEPTTL:
+            expire_at = unpack_record(record)[1] if old is not None and record else 0
+        if expire_at and expire_at <= now:
+            return (old if get else OK), [(key, None)]
+        return (old if get else OK), [(key, pack_record(value, expire_at))]
+
+    def _mset(self, now: int, pairs: list[bytes]) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+        writes: dict[bytes, bytes | None] = {}
+        for i in range(0, len(pairs) - 1, 2):
+            writes[pairs[i]] = pack_record(pairs[i + 1], 0)
+        return OK, list(writes.items())
+
+    def _del(self, now: int, keys: list[bytes]) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+        seen: set[bytes] = set()
+        writes: list[tuple[bytes, bytes | None]] = []
+        count = 0
+        for k in keys:
+            if k in seen:
+                continue
+            seen.add(k)
+            record = self.store.get_record(k)
+            if record is not None:
+                writes.append((k, None))
+                if live_value(record, now) is not None:
+                    count += 1
+        return count, writes
+
+    def _getdel(self, now: int, key: bytes) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+        record = self.store.get_record(key)
+        if record is None:
+            return None, []
+        return live_value(record, now), [(key, None)]
+
+    def _incrby(
+        self, now: int, key: bytes, delta: int
+    ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+        record = self.store.get_record(key)
+        old = live_value(record, now)
+        expire_at = 0
+        current = 0
+        if old is not None:
+            parsed = parse_int(old)
+            if parsed is None:
+                return error("ERR value is not an integer or out of range"), []
+            current = parsed
+            expire_at = unpack_record(record)[1] if record else 0
+        new = current + delta
+        if new < INT64_MIN or new > INT64_MAX:
+            return error("ERR increment or decrement would overflow"), []
+        return new, [(key, pack_record(str(new).encode(), expire_at))]
+
+    def _append(
+        self, now: int, key: bytes, value: bytes
+    ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+        record = self.store.get_record(key)
+        old = live_value(record, now)
+        if old is None:
+            return len(value), [(key, pack_record(value, 0))]
+        new = old + value
+        return len(new), [(key, pack_record(new, unpack_record(record)[1] if record else 0))]
+
+    def _expireat(
+        self, now: int, key: bytes, at_ms: int, cond: str
+    ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+        record = self.store.get_record(key)
+        old = live_value(record, now)
+        if old is None or record is None:
+            return 0, []
+        current = unpack_record(record)[1]
+        if cond == "NX" and current:
+            return 0, []
+        if cond == "XX" and not current:
+            return 0, []
+        if cond == "GT" and (not current or at_ms <= current):
+            return 0, []
+        if cond == "LT" and current and at_ms >= current:
+            return 0, []
+        if at_ms <= now:
+            return 1, [(key, None)]
+        return 1, [(key, pack_record(old, at_ms))]
+
+    def _persist(self, now: int, key: bytes) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+        record = self.store.get_record(key)
+        old = live_value(record, now)
+        if old is None or record is None or not unpack_record(record)[1]:
+            return 0, []
+        return 1, [(key, pack_record(old, 0))]
+
+    def _expire_sweep(
+        self, now: int, keys: list[bytes]
+    ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+        writes: list[tuple[bytes, bytes | None]] = []
+        for k in keys:
+            record = self.store.get_record(k)
+            if record is not None and live_value(record, now) is None:
+                writes.append((k, None))
+        return len(writes), writes
+
+    def _flushall(self, now: int) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+        return OK, [(k, None) for k in self.store.all_keys()]

@@ -1,0 +1,238 @@
+"""The applied KV data as the node sees it: LevelDB plus writes still queued.
+
+Applied writes reach LevelDB through the storage writer thread, so for a
+short while they exist only in memory. :class:`KVStore` keeps them in an
+overlay until their batch lands, so every read reflects every applied
+write, and scans combine a LevelDB snapshot with a copy of the overlay
+taken at the same instant.
+"""
+
+from __future__ import annotations
+
+import heapq
+import re
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer, threads
+
+from ..hashslot import key_hash_slot
+from ..storage import layout
+from .statemachine import live_value, unpack_record
+
+SLOTS = 16384
+
+
+def glob_to_regex(pattern: bytes) -> re.Pattern[bytes]:
+    """Compile a Redis glob (``*``, ``?``, ``[a-z]``, ``[^x]``, ``\\x``)."""
+    out = bytearray()
+    i = 0
+    n = len(pattern)
+    while i < n:
+        c = pattern[i : i + 1]
+        if c == b"*":
+            out += b".*"
+        elif c == b"?":
+            out += b"."
+        elif c == b"\\" and i + 1 < n:
+            i += 1
+            out += re.escape(pattern[i : i + 1])
+        elif c == b"[":
+            j = i + 1
+            cls = bytearray(b"[")
+            if j < n and pattern[j : j + 1] == b"^":
+                cls += b"^"
+                j += 1
+            while j < n and pattern[j : j + 1] != b"]":
+                ch = pattern[j : j + 1]
+                if ch == b"\\" and j + 1 < n:
+                    j += 1
+                    cls += re.escape(pattern[j : j + 1])
+                elif ch == b"-":
+                    cls += b"-"
+                else:
+                    cls += re.escape(ch)
+                j += 1
+            if j >= n:  # unterminated class: match the rest literally
+                out += re.escape(pattern[i:])
+                break
+            cls += b"]"
+            out += bytes(cls)
+            i = j
+        else:
+            out += re.escape(c)
+        i += 1
+    return re.compile(bytes(out) + b"\\Z", re.DOTALL)
+
+
+class KVStore:
+    """Read and write access to the state machine's key space."""
+
+    def __init__(self, storage: Any, reactor: Any) -> None:
+        self.storage = storage
+        self.reactor = reactor
+        self._staged: dict[bytes, bytes | None] = {}
+        self._expiry: list[tuple[int, bytes]] = []
+
+    def get_record(self, key: bytes) -> bytes | None:
+        """The stored record for ``key`` as of the last applied entry."""
+        if key in self._staged:
+            return self._staged[key]
+        return self.storage.get(key)
+
+    def get(self, key: bytes, now_ms: int) -> bytes | None:
+        """The live value of ``key`` at ``now_ms``."""
+        return live_value(self.get_record(key), now_ms)
+
+    def stage(self, writes: list[tuple[bytes, bytes | None]]) -> None:
+        """Make applied changes visible at once; :meth:`flush` persists them."""
+        for k, v in writes:
+            self._staged[k] = v
+
+    def flush(self, applied_index: int) -> defer.Deferred[Any]:
+        """Persist everything staged together with the applied index."""
+        ops = [(layout.data_key(k), v) for k, v in self._staged.items()]
+        self._staged = {}
+        return self.storage.apply_ops(ops, applied_index)
+
+    def pending_count(self) -> int:
+        return len(self.storage.pending_overlay())
+
+    def _view(self) -> tuple[Any, dict[bytes, bytes | None]]:
+        """A LevelDB snapshot and the not-yet-written applied changes, taken
+        at the same instant so together they are the applied state."""
+        overlay = {
+            layout.user_key(k): v
+            for k, v in self.storage.pending_overlay().items()
+            if k.startswith(layout.DATA_PREFIX)
+        }
+        return self.storage.db_snapshot(), overlay
+
+    def scan(
+        self, cursor: int, count: int, match: bytes | None, now_ms: int
+    ) -> defer.Deferred[tuple[int, list[bytes]]]:
+        """SCAN by hash slot: returns (next cursor, keys); cursor 0 = done.
+
+        The cursor is the next slot to visit, so every key present for the
+        whole iteration is returned exactly once.
+        """
+        snap, overlay = self._view()
+        regex = glob_to_regex(match) if match and match != b"*" else None
+
+        def work() -> tuple[int, list[bytes]]:
+            keys: list[bytes] = []
+            slot = cursor
+            while slot < SLOTS:
+                keys.extend(self._slot_keys(snap, overlay, slot, slot, now_ms, regex))
+                slot += 1
+                if len(keys) >= count:
+                    break
+            return (0 if slot >= SLOTS else slot), keys
+
+        return self._in_thread(work, snap)
+
+    def keys(self, match: bytes | None, now_ms: int) -> defer.Deferred[list[bytes]]:
+        """Every live key matching ``match``, in a thread."""
+        snap, overlay = self._view()
+        regex = glob_to_regex(match) if match and match != b"*" else None
+        return self._in_thread(
+            lambda: self._slot_keys(snap, overlay, 0, SLOTS - 1, now_ms, regex), snap
+        )
+
+    def count(self, now_ms: int) -> defer.Deferred[int]:
+        """Number of live keys, in a thread."""
+        snap, overlay = self._view()
+        return self._in_thread(
+            lambda: len(self._slot_keys(snap, overlay, 0, SLOTS - 1, now_ms, None)), snap
+        )
+
+    def all_keys(self) -> list[bytes]:
+        """Every stored key, live or expired (used by FLUSHALL's apply)."""
+        snap, overlay = self._view()
+        try:
+            return self._slot_keys(snap, overlay, 0, SLOTS - 1, None, None)
+        finally:
+            snap.close()
+
+    def track_expiry(self, writes: list[tuple[bytes, bytes | None]]) -> None:
+        """Remember the deadline of every key written with a TTL."""
+        for k, rec in writes:
+            if rec is not None:
+                exp = unpack_record(rec)[1]
+                if exp:
+                    heapq.heappush(self._expiry, (exp, k))
+
+    def load_expiry(self) -> defer.Deferred[int]:
+        """Fill the expiry heap from disk once, at start-up, in a thread."""
+        snap, overlay = self._view()
+
+        def work() -> list[tuple[int, bytes]]:
+            start, stop = layout.data_range(0, SLOTS - 1)
+            found = []
+            for dbk, rec in snap.iterator(start=start, stop=stop):
+                exp = unpack_record(rec)[1]
+                if exp:
+                    found.append((exp, layout.user_key(dbk)))
+            return found
+
+        def loaded(found: list[tuple[int, bytes]]) -> int:
+            for item in found:
+                heapq.heappush(self._expiry, item)
+            self.track_expiry([(k, v) for k, v in overlay.items()])
+            return len(found)
+
+        return self._in_thread(work, snap).addCallback(loaded)
+
+    def expired_keys(self, now_ms: int, limit: int) -> list[bytes]:
+        """Up to ``limit`` keys whose TTL has passed (for the leader's sweeper).
+
+        Entries of keys rewritten since are dropped here: only a key whose
+        current record carries that very deadline is returned.
+        """
+        found: list[bytes] = []
+        heap = self._expiry
+        while heap and heap[0][0] <= now_ms and len(found) < limit:
+            exp, k = heapq.heappop(heap)
+            rec = self.get_record(k)
+            if rec is not None and unpack_record(rec)[1] == exp:
+                found.append(k)
+        return found
+
+    @staticmethod
+    def _slot_keys(
+        snap: Any,
+        overlay: dict[bytes, bytes | None],
+        lo: int,
+        hi: int,
+        now_ms: int | None,
+        regex: re.Pattern[bytes] | None,
+    ) -> list[bytes]:
+        start, stop = layout.data_range(lo, hi)
+        result: list[bytes] = []
+        for dbk, rec in snap.iterator(start=start, stop=stop):
+            k = layout.user_key(dbk)
+            if k in overlay:
+                continue
+            if now_ms is not None and live_value(rec, now_ms) is None:
+                continue
+            if regex is None or regex.match(k):
+                result.append(k)
+        for k, rec in overlay.items():
+            if rec is None or not lo <= key_hash_slot(k) <= hi:
+                continue
+            if now_ms is not None and live_value(rec, now_ms) is None:
+                continue
+            if regex is None or regex.match(k):
+                result.append(k)
+        return result
+
+    def _in_thread(self, fn: Callable[[], Any], snap: Any) -> defer.Deferred[Any]:
+        def run() -> Any:
+            try:
+                return fn()
+            finally:
+                snap.close()
+
+        if getattr(self.storage, "synchronous", False):
+            return defer.maybeDeferred(run)
+        return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), run)

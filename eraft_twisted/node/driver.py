@@ -1,0 +1,467 @@
+"""The Twisted driver of one Raft group member.
+
+It owns a :class:`~eraft_twisted.raft.rawnode.RawNode`, feeds it ticks from
+an injected clock and messages from the peer transport, and handles each
+``Ready`` strictly in order: persist -> send -> apply -> advance. It decides
+nothing Raft decides; it only completes the Deferreds of proposals and
+reads when the core says they are committed or safe.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from twisted.application.service import Service
+from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from ..raft.core import Config
+from ..raft.rawnode import RawNode
+from ..raft.types import (
+    NONE,
+    ConfChange,
+    Entry,
+    EntryType,
+    Message,
+    NotLeader,
+    RaftError,
+    Ready,
+    Role,
+)
+from ..rpc.codec import decode_result, encode_result
+from ..rpc.commands import NotLeaderError, ProposalFailed
+
+log = Logger()
+
+
+class RaftUnavailable(Exception):
+    """The group cannot serve the request now (no leader, no quorum, timeout)."""
+
+    def __init__(self, message: str, leader: int = NONE) -> None:
+        super().__init__(message)
+        self.leader = leader
+
+
+class RaftTimeout(RaftUnavailable):
+    """The request was not confirmed in time; a write may or may not apply."""
+
+
+class Application(Protocol):
+    """The replicated state machine a node drives."""
+
+    def apply_batch(self, entries: list[Entry]) -> list[Any]:
+        """Apply committed entries in order; one result per entry.
+
+        Must persist the effects together with ``entries[-1].index`` as the
+        applied index (asynchronously is fine).
+        """
+        ...
+
+
+class NodeStorage(Protocol):
+    """What the driver needs from storage beyond the raft read interface."""
+
+    def persist(self, entries: list[Entry], hard_state: Any) -> defer.Deferred[Any]: ...
+
+
+class Transport(Protocol):
+    def send(self, msgs: list[Message]) -> None: ...
+
+    def forward_propose(self, nid: int, data: bytes) -> defer.Deferred[bytes]: ...
+
+    def add_peer(self, nid: int, address: str) -> None: ...
+
+    def remove_peer(self, nid: int) -> None: ...
+
+
+class _Read:
+    __slots__ = ("fn", "d")
+
+    def __init__(self, fn: Callable[[], Any], d: defer.Deferred[Any]) -> None:
+        self.fn = fn
+        self.d = d
+
+
+class RaftNode(Service):
+    """Drives one member of a Raft group on the reactor."""
+
+    def __init__(
+        self,
+        node_id: int,
+        storage: Any,
+        app: Application,
+        clock: IReactorTime,
+        config: Config | None = None,
+        tick_interval: float = 0.1,
+        request_timeout: float = 5.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.storage = storage
+        self.app = app
+        self.clock = clock
+        self.config = config or Config(node_id)
+        self.tick_interval = tick_interval
+        self.request_timeout = request_timeout
+        self.rng = rng or random.Random()
+        self.transport: Transport | None = None
+        self.raw: RawNode | None = None
+        self._ticker: task.LoopingCall | None = None
+        self._busy = False
+        self._scheduled: Any = None
+        self._pending: dict[int, tuple[int, defer.Deferred[Any]]] = {}
+        self._unassigned: list[_Read] = []
+        self._batches: dict[bytes, tuple[float, list[_Read]]] = {}
+        self._indexed: list[tuple[int, list[_Read]]] = []
+        self._ctx_counter = itertools.count(1)
+        self._leader_waiters: list[defer.Deferred[None]] = []
+        self._deadlines: deque[tuple[float, defer.Deferred[Any]]] = deque()
+        self._stopped = False
+        self._ready_done: defer.Deferred[None] | None = None
+        self.on_leader_change: list[Callable[[int, int], None]] = []
+        self.on_conf_change: list[Callable[[Entry], None]] = []
+        self.stats = {"proposals": 0, "reads": 0, "read_rounds": 0, "readies": 0}
+
+    # -- lifecycle -----------------------------------------------------
+    def startService(self) -> None:
+        super().startService()
+        cfg = self.config
+        cfg.applied = self.storage.applied_index()
+        self.raw = RawNode(cfg, self.storage, self.rng)
+        self._ticker = task.LoopingCall(self._tick)
+        self._ticker.clock = self.clock
+        self._ticker.start(self.tick_interval, now=False)
+        conf = self.raw.conf
+        if conf.voters == (self.node_id,) and not conf.learners:
+            self.raw.campaign()
+        self._schedule()
+
+    def stopService(self) -> defer.Deferred[None]:
+        super().stopService()
+        self._stopped = True
+        if self._ticker is not None and self._ticker.running:
+            self._ticker.stop()
+        if self._scheduled is not None and self._scheduled.active():
+            self._scheduled.cancel()
+        err = RaftUnavailable("node is shutting down")
+        for _, d in list(self._pending.values()):
+            if not d.called:
+                d.errback(err)
+        self._pending.clear()
+        for r in self._all_reads():
+            if not r.d.called:
+                r.d.errback(err)
+        self._unassigned, self._batches, self._indexed = [], {}, []
+        return self._ready_done if self._ready_done is not None else defer.succeed(None)
+
+    # -- inputs --------------------------------------------------------
+    def _tick(self) -> None:
+        assert self.raw is not None
+        self.raw.tick()
+        self._expire_requests()
+        self._reissue_reads(self.tick_interval * self.config.election_tick)
+        self._schedule()
+
+    def receive_messages(self, msgs: list[Message]) -> None:
+        """Step messages from a peer into the core."""
+        if self.raw is None or self._stopped:
+            return
+        for m in msgs:
+            if m.to != self.node_id:
+                continue
+            try:
+                self.raw.step(m)
+            except RaftError as e:
+                log.debug("dropped message {m}: {e}", m=m.type.name, e=e)
+        self._schedule()
+
+    def report_unreachable(self, nid: int) -> None:
+        if self.raw is not None:
+            self.raw.report_unreachable(nid)
+
+    # -- proposals -----------------------------------------------------
+    @property
+    def leader(self) -> int:
+        return self.raw.leader if self.raw is not None else NONE
+
+    @property
+    def is_leader(self) -> bool:
+        return self.raw is not None and self.raw.role == Role.LEADER
+
+    def propose(self, data: bytes) -> defer.Deferred[Any]:
+        """Replicate ``data``; fires with the state machine's result once applied.
+
+        On a follower the proposal is forwarded to the leader. Fails with
+        RaftUnavailable when there is no leader or no quorum in time.
+        """
+        if self.is_leader:
+            try:
+                return self._with_timeout(self.propose_local(data), "write")
+            except RaftError:
+                pass  # e.g. a leadership transfer: wait for the next leader
+        return self._with_timeout(self._propose(data), "write")
+
+    @defer.inlineCallbacks
+    def _propose(self, data: bytes) -> Any:
+        while True:
+            if self._stopped or self.raw is None:
+                raise RaftUnavailable("node is shutting down")
+            if self.is_leader:
+                d = self.propose_local(data)
+                return (yield d)
+            leader = self.leader
+            if leader != NONE and self.transport is not None:
+                try:
+                    result = yield self.transport.forward_propose(leader, data)
+                except Exception as e:
+                    log.debug("forward to {leader} failed: {e}", leader=leader, e=e)
+                    yield self._sleep(self.tick_interval)
+                    continue
+                return decode_result(result)
+            yield self._wait_leader()
+
+    def propose_local(self, data: bytes) -> defer.Deferred[Any]:
+        """Propose on this node, which must be the leader."""
+        assert self.raw is not None
+        index = self.raw.propose(data)
+        d: defer.Deferred[Any] = defer.Deferred()
+        self._pending[index] = (self.raw.term, d)
+        self.stats["proposals"] += 1
+        self._schedule()
+        return d
+
+    def propose_forwarded(self, data: bytes) -> defer.Deferred[bytes]:
+        """A follower forwarded a client write to us (AMP responder)."""
+        if not self.is_leader:
+            return defer.fail(NotLeaderError(str(self.leader)))
+        try:
+            d = self.propose_local(data)
+        except RaftError as e:
+            return defer.fail(ProposalFailed(str(e)))
+        d = self._with_timeout(d, "write")
+
+        def failed(f: Any) -> bytes:
+            raise ProposalFailed(str(f.value))
+
+        return d.addCallbacks(encode_result, failed)
+
+    def propose_conf_change(self, cc: ConfChange) -> defer.Deferred[Any]:
+        """Propose a membership change on the leader; fires once applied."""
+        if not self.is_leader or self.raw is None:
+            return defer.fail(NotLeader(self.leader))
+        try:
+            index = self.raw.propose_conf_change(cc)
+        except RaftError as e:
+            return defer.fail(e)
+        d: defer.Deferred[Any] = defer.Deferred()
+        self._pending[index] = (self.raw.term, d)
+        self._schedule()
+        return self._with_timeout(d, "membership change")
+
+    def transfer_leader(self, target: int) -> None:
+        """Start handing leadership to ``target``."""
+        if self.raw is None:
+            raise RaftUnavailable("node not started")
+        self.raw.transfer_leader(target)
+        self._schedule()
+
+    # -- linearizable reads ----------------------------------------------
+    def read(self, fn: Callable[[], Any]) -> defer.Deferred[Any]:
+        """Run ``fn`` once it is linearizable (ReadIndex), on leader or follower."""
+        d: defer.Deferred[Any] = defer.Deferred()
+        self._unassigned.append(_Read(fn, d))
+        self.stats["reads"] += 1
+        self._schedule()
+        return self._with_timeout(d, "read")
+
+    def _issue_read_index(self) -> None:
+        """One ReadIndex request for every read that arrived since the last."""
+        if not self._unassigned or self.raw is None:
+            return
+        ctx = b"%d:%d" % (self.node_id, next(self._ctx_counter))
+        try:
+            self.raw.read_index(ctx)
+        except RaftError:
+            return  # no leader yet; retried on the next tick
+        self.stats["read_rounds"] += 1
+        self._batches[ctx] = (self.clock.seconds(), self._unassigned)
+        self._unassigned = []
+
+    def _reissue_reads(self, older_than: float) -> None:
+        # A ReadIndex request or its answer can be lost (leader change, a
+        # dropped link): ask again for batches waiting longer than that.
+        now = self.clock.seconds()
+        for ctx, (issued, reads) in list(self._batches.items()):
+            if now - issued >= older_than:
+                del self._batches[ctx]
+                self._unassigned.extend(r for r in reads if not r.d.called)
+
+    def _read_state(self, index: int, ctx: bytes) -> None:
+        batch = self._batches.pop(ctx, None)
+        if batch is not None:
+            self._indexed.append((index, batch[1]))
+
+    def _serve_reads(self) -> None:
+        assert self.raw is not None
+        applied = self.raw.raft.log.applied
+        still: list[tuple[int, list[_Read]]] = []
+        for index, reads in self._indexed:
+            if index > applied:
+                still.append((index, reads))
+                continue
+            for r in reads:
+                if r.d.called:
+                    continue
+                try:
+                    r.d.callback(r.fn())
+                except Exception:
+                    if not r.d.called:
+                        r.d.errback()
+        self._indexed = still
+
+    def _all_reads(self) -> list[_Read]:
+        reads = list(self._unassigned)
+        for _, batch in self._batches.values():
+            reads.extend(batch)
+        for _, batch in self._indexed:
+            reads.extend(batch)
+        return reads
+
+    # -- the Ready loop ----------------------------------------------------
+    def _schedule(self) -> None:
+        if self._scheduled is None or not self._scheduled.active():
+            if not self._busy and not self._stopped:
+                self._scheduled = self.clock.callLater(0, self._run)
+
+    def _run(self) -> None:
+        self._scheduled = None
+        if self._busy or self._stopped or self.raw is None:
+            return
+        self._issue_read_index()
+        if not self.raw.has_ready():
+            self._serve_reads()
+            return
+        rd = self.raw.ready()
+        self._busy = True
+        self.stats["readies"] += 1
+        d = self._handle_ready(rd)
+        self._ready_done = d
+
+        def done(_: Any) -> None:
+            self._busy = False
+            self._ready_done = None
+            self._schedule()
+
+        def failed(f: Any) -> None:
+            log.failure("fatal error handling a Ready; stopping this node", f)
+            self._stopped = True
+
+        d.addCallbacks(done, failed)
+
+    @defer.inlineCallbacks
+    def _handle_ready(self, rd: Ready) -> Any:
+        assert self.raw is not None
+        if rd.soft_state is not None:
+            self._soft_state_changed(rd.soft_state.leader, rd.soft_state.role)
+        leader_now = self.raw.role == Role.LEADER
+        if leader_now and self.transport is not None:
+            # A leader may send appends while it writes them itself (§10.2.1):
+            # nothing it sends depends on its own unpersisted entries.
+            self.transport.send(rd.messages)
+        if rd.snapshot is not None:
+            yield self.storage.install_snapshot(rd.snapshot)
+            self.app.restore_snapshot(rd.snapshot)  # type: ignore[attr-defined]
+        if rd.entries or rd.hard_state is not None:
+            yield self.storage.persist(rd.entries, rd.hard_state, sync=rd.must_sync)
+        if not leader_now and self.transport is not None:
+            self.transport.send(rd.messages)
+        if rd.committed_entries:
+            self._apply(rd.committed_entries)
+        for rs in rd.read_states:
+            self._read_state(rs.index, rs.request_ctx)
+        self.raw.advance(rd)
+        self._serve_reads()
+
+    def _apply(self, entries: list[Entry]) -> None:
+        results = self.app.apply_batch(entries)
+        for e, result in zip(entries, results, strict=True):
+            if e.type == EntryType.CONF_CHANGE:
+                for cb in self.on_conf_change:
+                    cb(e)
+            waiter = self._pending.pop(e.index, None)
+            if waiter is None:
+                continue
+            term, d = waiter
+            if d.called:
+                continue  # timed out already
+            if term != e.term:
+                d.errback(RaftUnavailable("leadership changed before the write committed"))
+            else:
+                d.callback(result)
+        # Anything proposed at or below the applied index and not matched is lost.
+        last = entries[-1].index
+        for idx in [i for i in self._pending if i <= last]:
+            _, d = self._pending.pop(idx)
+            if not d.called:
+                d.errback(RaftUnavailable("leadership changed before the write committed"))
+
+    def _soft_state_changed(self, leader: int, role: Role) -> None:
+        log.info(
+            "raft node {id}: role {role}, leader {leader}, term {term}",
+            id=self.node_id,
+            role=role.label(),
+            leader=leader,
+            term=self.raw.term if self.raw else 0,
+        )
+        for cb in self.on_leader_change:
+            cb(leader, int(role))
+        if leader != NONE:
+            waiters, self._leader_waiters = self._leader_waiters, []
+            for w in waiters:
+                if not w.called:
+                    w.callback(None)
+        if role != Role.LEADER:
+            self._reissue_reads(0)
+
+    # -- helpers -----------------------------------------------------------
+    def _sleep(self, seconds: float) -> defer.Deferred[None]:
+        return task.deferLater(self.clock, seconds, lambda: None)
+
+    def _wait_leader(self) -> defer.Deferred[None]:
+        d: defer.Deferred[None] = defer.Deferred()
+        self._leader_waiters.append(d)
+        # Poll too: a follower may learn the leader without a soft-state change.
+        def poll() -> None:
+            if not d.called:
+                d.callback(None)
+
+        self.clock.callLater(self.tick_interval, poll)
+        return d
+
+    def _with_timeout(self, d: defer.Deferred[Any], what: str) -> defer.Deferred[Any]:
+        # One deque swept on every tick instead of a DelayedCall per request:
+        # deadlines arrive in order because the timeout is the same for all.
+        self._deadlines.append((self.clock.seconds() + self.request_timeout, d))
+        timeout = self.request_timeout
+
+        def timed_out(f: Any) -> Any:
+            f.trap(defer.CancelledError)
+            raise RaftTimeout(
+                f"{what} not confirmed within {timeout:g}s (no leader or no quorum)",
+                self.leader,
+            )
+
+        return d.addErrback(timed_out)
+
+    def _expire_requests(self) -> None:
+        now = self.clock.seconds()
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, d = deadlines.popleft()
+            if not d.called:
+                d.cancel()

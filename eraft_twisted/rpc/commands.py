@@ -1,0 +1,62 @@
+"""AMP commands between peers of one Raft group.
+
+AMP caps every value at 65535 bytes; :class:`ChunkedBytes` spreads one
+logical value over as many keys as it needs (``name``, ``name.1``, ...),
+so a 16 MiB entry still travels as one command.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.protocols import amp
+
+AMP_VALUE_LIMIT = 0xFFFF
+CHUNK = 0xFFFF
+
+
+class ChunkedBytes(amp.Argument):
+    """A bytes argument of any size, split over numbered keys."""
+
+    def toBox(self, name: bytes, strings: Any, objects: Any, proto: Any) -> None:
+        value: bytes = objects[name.decode("ascii")]
+        strings[name] = value[:CHUNK]
+        n = 1
+        for off in range(CHUNK, len(value), CHUNK):
+            strings[name + b"." + str(n).encode()] = value[off : off + CHUNK]
+            n += 1
+
+    def fromBox(self, name: bytes, strings: Any, objects: Any, proto: Any) -> None:
+        parts = [strings[name]]
+        n = 1
+        while True:
+            key = name + b"." + str(n).encode()
+            if key not in strings:
+                break
+            parts.append(strings[key])
+            n += 1
+        objects[name.decode("ascii")] = b"".join(parts)
+
+
+class NotLeaderError(Exception):
+    """Raised remotely when a forwarded proposal reached a non-leader."""
+
+
+class ProposalFailed(Exception):
+    """Raised remotely when a forwarded proposal did not commit."""
+
+
+class RaftMessages(amp.Command):
+    """One-way delivery of a batch of Raft messages (msgpack)."""
+
+    arguments = [(b"payload", ChunkedBytes())]
+    response = []  # type: ignore[var-annotated]
+    requiresAnswer = False
+
+
+class Propose(amp.Command):
+    """Forward a client write to the leader; answers with the applied result."""
+
+    arguments = [(b"data", ChunkedBytes())]
+    response = [(b"result", ChunkedBytes())]
+    errors = {NotLeaderError: b"NOT_LEADER", ProposalFailed: b"PROPOSAL_FAILED"}

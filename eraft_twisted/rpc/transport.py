@@ -1,0 +1,195 @@
+"""Peer links of one Raft group over AMP: a server for incoming links and
+one reconnecting client per peer for outgoing ones."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.application.service import MultiService
+from twisted.internet import defer
+from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.protocol import Factory, connectionDone
+from twisted.logger import Logger
+from twisted.protocols import amp
+from twisted.python.failure import Failure
+
+from ..raft.types import Message
+from .codec import decode_messages, encode_messages
+from .commands import NotLeaderError, ProposalFailed, Propose, RaftMessages
+
+log = Logger()
+
+
+class PeerHandler(Protocol):
+    """What the transport needs from the node it serves."""
+
+    node_id: int
+
+    def receive_messages(self, msgs: list[Message]) -> None: ...
+
+    def propose_forwarded(self, data: bytes) -> defer.Deferred[bytes]: ...
+
+
+def parse_address(addr: str) -> tuple[str, int]:
+    """``host:port`` -> (host, port); raises ValueError with a clear message."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"bad address {addr!r}: expected host:port")
+    return host, int(port)
+
+
+class PeerLocator(amp.CommandLocator):
+    """Responders for commands arriving from peers."""
+
+    def __init__(self, handler: PeerHandler, group: str) -> None:
+        self.handler = handler
+        self.group = group
+
+    @RaftMessages.responder
+    def raft_messages(self, payload: bytes) -> dict[str, Any]:
+        try:
+            msgs = decode_messages(payload)
+        except ValueError as e:
+            log.warn("dropping malformed raft payload: {e}", e=e)
+            return {}
+        self.handler.receive_messages(msgs)
+        return {}
+
+    @Propose.responder
+    def propose(self, data: bytes) -> defer.Deferred[dict[str, Any]]:
+        d = self.handler.propose_forwarded(data)
+        return d.addCallback(lambda result: {"result": result})
+
+
+class PeerServerFactory(Factory):
+    """Accepts AMP links from peers."""
+
+    def __init__(self, handler: PeerHandler, group: str) -> None:
+        self.handler = handler
+        self.group = group
+
+    def buildProtocol(self, addr: Any) -> amp.AMP:
+        return amp.AMP(locator=PeerLocator(self.handler, self.group))
+
+
+class _ClientAMP(amp.AMP):
+    def __init__(self, link: PeerLink) -> None:
+        super().__init__(locator=PeerLocator(link.transport.handler, link.transport.group))
+        self.link = link
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.link.connected(self)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        super().connectionLost(reason)
+        self.link.disconnected(self)
+
+
+class _ClientFactory(Factory):
+    def __init__(self, link: PeerLink) -> None:
+        self.link = link
+
+    def buildProtocol(self, addr: Any) -> amp.AMP:
+        return _ClientAMP(self.link)
+
+
+class PeerLink:
+    """The outgoing link to one peer, reconnecting with backoff."""
+
+    def __init__(self, transport: PeerTransport, peer_id: int, address: str) -> None:
+        self.transport = transport
+        self.peer_id = peer_id
+        self.address = address
+        self.proto: amp.AMP | None = None
+        host, port = parse_address(address)
+        endpoint = TCP4ClientEndpoint(transport.reactor, host, port, timeout=5)
+        self.service = ClientService(
+            endpoint,
+            _ClientFactory(self),
+            retryPolicy=backoffPolicy(initialDelay=0.05, maxDelay=2.0, factor=2.0),
+            clock=transport.reactor,
+        )
+
+    def connected(self, proto: amp.AMP) -> None:
+        self.proto = proto
+        log.info("connected to peer {peer} at {addr}", peer=self.peer_id, addr=self.address)
+
+    def disconnected(self, proto: amp.AMP) -> None:
+        if self.proto is proto:
+            self.proto = None
+            log.info("lost peer {peer} at {addr}", peer=self.peer_id, addr=self.address)
+
+
+class PeerTransport(MultiService):
+    """Sends Raft messages and forwarded proposals to the other members."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        handler: PeerHandler,
+        group: str,
+        peers: dict[int, str],
+        on_unreachable: Callable[[int], None],
+    ) -> None:
+        super().__init__()
+        self.reactor = reactor
+        self.handler = handler
+        self.group = group
+        self.on_unreachable = on_unreachable
+        self.links: dict[int, PeerLink] = {}
+        for nid, addr in peers.items():
+            self.add_peer(nid, addr)
+
+    def add_peer(self, nid: int, address: str) -> None:
+        """Start a link to a (new) member."""
+        if nid == self.handler.node_id or nid in self.links:
+            return
+        link = PeerLink(self, nid, address)
+        self.links[nid] = link
+        link.service.setServiceParent(self)
+
+    def remove_peer(self, nid: int) -> None:
+        """Stop the link to a removed member."""
+        link = self.links.pop(nid, None)
+        if link is not None:
+            link.service.disownServiceParent()
+
+    def addresses(self) -> dict[int, str]:
+        return {nid: link.address for nid, link in self.links.items()}
+
+    def send(self, msgs: list[Message]) -> None:
+        """Deliver messages, best effort; unreachable peers are reported."""
+        by_peer: dict[int, list[Message]] = defaultdict(list)
+        for m in msgs:
+            by_peer[m.to].append(m)
+        for nid, batch in by_peer.items():
+            link = self.links.get(nid)
+            if link is None or link.proto is None:
+                self.on_unreachable(nid)
+                continue
+            try:
+                link.proto.callRemote(RaftMessages, payload=encode_messages(batch))
+            except Exception as e:  # connection dropped between checks
+                log.debug("send to {peer} failed: {e}", peer=nid, e=e)
+                self.on_unreachable(nid)
+
+    def forward_propose(self, nid: int, data: bytes) -> defer.Deferred[bytes]:
+        """Ask member ``nid`` (the leader) to propose ``data``."""
+        link = self.links.get(nid)
+        if link is None or link.proto is None:
+            return defer.fail(ProposalFailed(f"leader {nid} is unreachable"))
+        d = link.proto.callRemote(Propose, data=data)
+        return d.addCallback(lambda r: r["result"])
+
+
+__all__ = [
+    "NotLeaderError",
+    "PeerServerFactory",
+    "PeerTransport",
+    "ProposalFailed",
+    "parse_address",
+]

@@ -1,0 +1,105 @@
+"""Shared command-line and config-file handling for the twistd plugins.
+
+Every option can also be given in a config file (``--config FILE``) as
+``name = value`` lines; ``#`` starts a comment. The command line wins over
+the file. Any bad option or file is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from twisted.python import usage
+
+from ..rpc.transport import parse_address
+
+
+class ConfigError(Exception):
+    """A bad option value or config file."""
+
+
+def read_config_file(path: str, known: set[str]) -> dict[str, str]:
+    """Parse ``name = value`` lines; raises ConfigError with the line number."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.readlines()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from e
+    values: dict[str, str] = {}
+    for n, raw in enumerate(lines, 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, value = line.partition("=")
+        name = name.strip().replace("_", "-")
+        if not sep or not name:
+            raise ConfigError(f"{path}:{n}: expected 'name = value', got {raw.strip()!r}")
+        if name not in known:
+            raise ConfigError(f"{path}:{n}: unknown option {name!r}")
+        values[name] = value.strip()
+    return values
+
+
+def parse_peers(value: str) -> list[str]:
+    """A comma-separated list of host:port, validated."""
+    peers = [p.strip() for p in value.split(",") if p.strip()]
+    if not peers:
+        raise ConfigError("--peers needs at least one host:port")
+    for p in peers:
+        try:
+            parse_address(p)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
+    if len(set(peers)) != len(peers):
+        raise ConfigError("--peers lists the same address twice")
+    return peers
+
+
+class BaseOptions(usage.Options):
+    """Options with a config-file form and one-line errors (exit code 2)."""
+
+    command_name = "eraft"
+
+    def parseOptions(self, options: Any = None) -> None:
+        argv = list(sys.argv[1:] if options is None else options)
+        self.given = {a[2:].split("=", 1)[0] for a in argv if a.startswith("--")}
+        try:
+            super().parseOptions(options)
+        except (usage.UsageError, ConfigError) as e:
+            sys.stderr.write(f"{self.command_name}: error: {e}\n")
+            raise SystemExit(2) from e
+
+    def _known(self) -> set[str]:
+        names = {p[0] for p in getattr(self, "optParameters", [])}
+        names |= {f[0] for f in getattr(self, "optFlags", [])}
+        return names - {"config"}
+
+    def apply_config_file(self) -> None:
+        """Fill options not given on the command line from ``--config``."""
+        path = self.get("config")
+        if not path:
+            return
+        for name, value in read_config_file(path, self._known()).items():
+            if name in self.given:
+                continue
+            flag_names = {f[0] for f in getattr(self, "optFlags", [])}
+            if name in flag_names:
+                if value.lower() not in ("yes", "no", "true", "false", "1", "0"):
+                    raise ConfigError(f"{path}: option {name!r} takes yes or no")
+                self[name] = value.lower() in ("yes", "true", "1")
+            else:
+                self[name] = value
+
+    def opt_config(self, path: str) -> None:
+        """Read options from this file (command-line options win)."""
+        self["config"] = path
+
+    def int_option(self, name: str, lo: int, hi: int) -> int:
+        try:
+            n = int(self[name])
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"--{name} must be an integer, got {self[name]!r}") from e
+        if not lo <= n <= hi:
+            raise ConfigError(f"--{name} must be between {lo} and {hi}, got {n}")
+        return n

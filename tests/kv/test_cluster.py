@@ -1,0 +1,266 @@
+"""End to end: real eraftkv processes on 127.0.0.1, real Redis clients."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+import redis
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from tests.procs import TWISTD, Cluster, free_ports, twistd_env
+
+REDIS_CLI = shutil.which("redis-cli")
+
+
+def cli(port: int, *args: str) -> str:
+    out = subprocess.run(
+        [REDIS_CLI or "redis-cli", "-p", str(port), *args],
+        capture_output=True,
+        timeout=20,
+        check=True,
+    )
+    return out.stdout.decode().strip()
+
+
+class ThreeNodeGroupTests(unittest.TestCase):
+    """A 3-node group shared by the read/write tests of this class."""
+
+    shared: Cluster | None = None
+
+    def setUp(self) -> None:
+        # trial has no setUpClass: start the group once, stop it at exit.
+        cls = type(self)
+        if cls.shared is None:
+            cls.shared = Cluster(3).start()
+            atexit.register(cls.shared.stop)
+            atexit.register(shutil.rmtree, cls.shared.dir, True)
+        self.cluster = cls.shared
+        self.cluster.leader()
+
+    def test_redis_py_through_every_node(self) -> None:
+        for node in self.cluster.nodes:
+            c = node.client()
+            key = f"py:{node.node_id}"
+            self.assertTrue(c.set(key, "v1"))
+            self.assertEqual(c.get(key), b"v1")
+            self.assertEqual(c.incr(f"ctr:{node.node_id}"), 1)
+            self.assertTrue(c.expire(key, 100))
+            self.assertTrue(0 < c.ttl(key) <= 100)
+            self.assertEqual(c.delete(key, "nope"), 1)
+            self.assertIsNone(c.get(key))
+        # Every node sees every write (linearizable reads on followers too).
+        for node in self.cluster.nodes:
+            c = node.client()
+            self.assertEqual(c.mget([f"ctr:{i}" for i in range(3)]), [b"1", b"1", b"1"])
+
+    def test_scan_and_keys(self) -> None:
+        c = self.cluster.nodes[1].client()
+        names = {f"scan:{i}".encode() for i in range(150)}
+        c.mset({n: b"x" for n in names})
+        found = set(c.scan_iter(match="scan:*", count=20))
+        self.assertEqual(found, names)
+        self.assertEqual(set(c.keys("scan:*")), names)
+        self.assertGreaterEqual(c.dbsize(), 150)
+
+    def test_redis_cli(self) -> None:
+        if REDIS_CLI is None:
+            raise unittest.SkipTest("redis-cli is not installed")
+        port = self.cluster.nodes[2].resp_port
+        self.assertEqual(cli(port, "set", "cli:a", "hello world"), "OK")
+        self.assertEqual(cli(port, "get", "cli:a"), "hello world")
+        self.assertEqual(cli(self.cluster.nodes[0].resp_port, "get", "cli:a"), "hello world")
+        self.assertIn("raft_role:", cli(port, "info", "raft"))
+        self.assertEqual(cli(port, "del", "cli:a"), "1")
+        self.assertIn("ERR unknown command", cli(port, "nosuchcommand"))
+
+    def test_wrong_type_arity_and_integer_errors(self) -> None:
+        c = self.cluster.nodes[0].client()
+        c.set("notnum", "abc")
+        with self.assertRaisesRegex(redis.ResponseError, "not an integer or out of range"):
+            c.incr("notnum")
+        with self.assertRaisesRegex(redis.ResponseError, "wrong number of arguments for 'get'"):
+            c.execute_command("GET")
+
+    def test_big_value_replicates(self) -> None:
+        # 16 MiB, written through a follower: forwarded, then replicated in
+        # AMP commands whose values are split at AMP's 64 KiB limit.
+        value = os.urandom(16 * 1024 * 1024)
+        leader = self.cluster.leader()
+        follower = next(n for n in self.cluster.nodes if n is not leader)
+        c = follower.client(timeout=60)
+        self.assertTrue(c.set("big", value))
+        for node in self.cluster.nodes:
+            self.assertEqual(node.client(timeout=60).get("big"), value)
+
+    def test_txredisapi(self) -> defer.Deferred[None]:
+        import txredisapi
+
+        port = self.cluster.nodes[1].resp_port
+
+        @defer.inlineCallbacks
+        def run() -> object:
+            conn = yield txredisapi.Connection("127.0.0.1", port, reconnect=False)
+            try:
+                yield conn.set("tx:a", "hello")
+                value = yield conn.get("tx:a")
+                self.assertEqual(value, "hello")
+                deleted = yield conn.delete("tx:a")
+                self.assertEqual(deleted, 1)
+            finally:
+                yield conn.disconnect()
+
+        return run()
+
+
+class FaultTests(unittest.TestCase):
+    """Kills and pauses; each test gets a fresh group."""
+
+    def setUp(self) -> None:
+        self.cluster = Cluster(3).start()
+
+    def tearDown(self) -> None:
+        self.cluster.stop()
+        shutil.rmtree(self.cluster.dir, ignore_errors=True)
+
+    def test_kill_leader_then_restart_catches_up(self) -> None:
+        leader = self.cluster.leader()
+        leader.client().set("before", "1")
+        leader.kill()
+        t0 = time.time()
+        new = self.cluster.leader(exclude=(leader.node_id,))
+        self.assertLess(time.time() - t0, 10)
+        c = new.client()
+        for i in range(20):
+            c.set(f"after:{i}", i)
+        leader.start()
+        leader.wait_up()
+        # The restarted node serves the writes it missed (read via ReadIndex).
+        self.assertEqual(leader.client().get("after:19"), b"19")
+        self.assertEqual(leader.client().get("before"), b"1")
+
+    def test_kill_all_mid_write_loses_nothing_acknowledged(self) -> None:
+        acked = 0
+        unknown = 0
+        stop = threading.Event()
+        leader = self.cluster.leader()
+
+        def writer() -> None:
+            nonlocal acked, unknown
+            c = leader.client(timeout=2)
+            while not stop.is_set():
+                try:
+                    c.incr("counter")
+                    acked += 1
+                except redis.RedisError:
+                    unknown += 1
+                    return
+
+        t = threading.Thread(target=writer)
+        t.start()
+        time.sleep(1.5)
+        for node in self.cluster.nodes:
+            node.kill()
+        stop.set()
+        t.join(10)
+        self.assertGreater(acked, 10)
+        for node in self.cluster.nodes:
+            node.start()
+        for node in self.cluster.nodes:
+            node.wait_up()
+        value = int(self.cluster.leader().client().get("counter") or 0)
+        self.assertGreaterEqual(value, acked)
+        self.assertLessEqual(value, acked + unknown)
+
+    def test_isolated_leader_never_acknowledges(self) -> None:
+        leader = self.cluster.leader()
+        followers = [n for n in self.cluster.nodes if n is not leader]
+        for f in followers:
+            f.kill(signal.SIGSTOP)
+        try:
+            c = leader.client(timeout=20)
+            with self.assertRaises(redis.ResponseError) as e:
+                c.set("isolated", "x")
+            self.assertRegex(str(e.exception), "TIMEOUT|CLUSTERDOWN")
+            with self.assertRaises(redis.ResponseError):
+                c.get("isolated")
+        finally:
+            for f in followers:
+                f.kill(signal.SIGCONT)
+        # The group recovers; the failed write's outcome is unknown, not a lie.
+        self.assertTrue(self.cluster.leader().client().set("after-heal", "1"))
+
+
+class CommandLineTests(unittest.TestCase):
+    def run_twistd(self, *args: str, cwd: str | None = None) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [TWISTD, "-n", "--pidfile=", "eraftkv", *args],
+            capture_output=True,
+            timeout=30,
+            env=twistd_env(),
+            cwd=cwd,
+        )
+
+    def test_bad_option_is_one_line_and_exit_2(self) -> None:
+        for args in (
+            ["--id", "7"],
+            ["--peers", "nonsense"],
+            ["--fsync", "sometimes"],
+            ["--bogus"],
+            ["--config", "/nonexistent.conf"],
+        ):
+            r = self.run_twistd(*args)
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+            lines = r.stderr.decode().strip().splitlines()
+            self.assertEqual(len(lines), 1, (args, lines))
+            self.assertTrue(lines[0].startswith("eraftkv: error:"), lines)
+
+    def test_bad_config_file_line(self) -> None:
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, "bad.conf")
+        with open(path, "w") as f:
+            f.write("# comment\nid = 0\nflavour = strawberry\n")
+        r = self.run_twistd("--config", path)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("bad.conf:3: unknown option 'flavour'", r.stderr.decode())
+
+    def test_config_file_and_locked_data_dir(self) -> None:
+        d = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, d, True)
+        peer, resp = free_ports(2)
+        path = os.path.join(d, "node.conf")
+        with open(path, "w") as f:
+            f.write(f"peers = 127.0.0.1:{peer}\nresp = 127.0.0.1:{resp}\ndata = {d}/data\n")
+        proc = subprocess.Popen(
+            [TWISTD, "-n", "--pidfile=", "eraftkv", "--config", path],
+            env=twistd_env(),
+            cwd=d,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.time() + 20
+            while True:
+                try:
+                    c = redis.Redis(port=resp, socket_timeout=5)
+                    self.assertTrue(c.set("a", "b"))
+                    break
+                except redis.ConnectionError:
+                    if time.time() > deadline:
+                        raise
+                    time.sleep(0.1)
+            self.assertEqual(c.get("a"), b"b")
+            r = self.run_twistd("--config", path, "--resp", f"127.0.0.1:{free_ports(1)[0]}")
+            self.assertEqual(r.returncode, 2)
+            self.assertIn("is in use by another process", r.stderr.decode())
+        finally:
+            proc.terminate()
+            proc.wait(20)

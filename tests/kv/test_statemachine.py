@@ -1,0 +1,136 @@
+"""The KV state machine applied directly, with a dict as the store."""
+
+from __future__ import annotations
+
+from twisted.trial import unittest
+
+from eraft_twisted.kv.statemachine import (
+    KEEPTTL,
+    OK,
+    KVStateMachine,
+    Op,
+    SetCond,
+    encode_op,
+    live_value,
+    parse_int,
+    unpack_record,
+)
+from eraft_twisted.kv.store import glob_to_regex
+
+
+class DictStore:
+    def __init__(self) -> None:
+        self.data: dict[bytes, bytes] = {}
+
+    def get_record(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+    def all_keys(self) -> list[bytes]:
+        return list(self.data)
+
+
+class StateMachineTests(unittest.TestCase):
+    def setUp(self) -> None:
+        self.store = DictStore()
+        self.sm = KVStateMachine(self.store)
+
+    def apply(self, op: Op, now: int, *args: object) -> object:
+        result, writes = self.sm.apply(encode_op(op, now, *args))
+        for k, v in writes:
+            if v is None:
+                self.store.data.pop(k, None)
+            else:
+                self.store.data[k] = v
+        return result
+
+    def value(self, key: bytes, now: int = 0) -> bytes | None:
+        return live_value(self.store.data.get(key), now)
+
+    def test_set_get(self) -> None:
+        self.assertEqual(self.apply(Op.SET, 1, b"k", b"v", 0, 0, False), OK)
+        self.assertEqual(self.value(b"k"), b"v")
+
+    def test_set_nx_xx_get(self) -> None:
+        self.assertIsNone(self.apply(Op.SET, 1, b"k", b"v", 0, int(SetCond.XX), False))
+        self.assertEqual(self.apply(Op.SET, 1, b"k", b"v", 0, int(SetCond.NX), False), OK)
+        self.assertIsNone(self.apply(Op.SET, 1, b"k", b"w", 0, int(SetCond.NX), False))
+        self.assertEqual(self.apply(Op.SET, 1, b"k", b"w", 0, int(SetCond.XX), True), b"v")
+        self.assertEqual(self.value(b"k"), b"w")
+
+    def test_ttl_is_absolute_and_expired_keys_are_gone(self) -> None:
+        self.apply(Op.SET, 1000, b"k", b"v", 2000, 0, False)
+        self.assertEqual(self.value(b"k", 1999), b"v")
+        self.assertIsNone(self.value(b"k", 2000))
+        # INCR on an expired key starts again from 0, with no TTL.
+        self.apply(Op.SET, 1000, b"n", b"5", 2000, 0, False)
+        self.assertEqual(self.apply(Op.INCRBY, 3000, b"n", 1), 1)
+        self.assertEqual(unpack_record(self.store.data[b"n"])[1], 0)
+
+    def test_keepttl(self) -> None:
+        self.apply(Op.SET, 0, b"k", b"v", 5000, 0, False)
+        self.apply(Op.SET, 0, b"k", b"w", KEEPTTL, 0, False)
+        self.assertEqual(unpack_record(self.store.data[b"k"]), (b"w", 5000))
+
+    def test_incr_errors(self) -> None:
+        self.apply(Op.SET, 0, b"k", b"abc", 0, 0, False)
+        self.assertEqual(
+            self.apply(Op.INCRBY, 0, b"k", 1),
+            {"err": "ERR value is not an integer or out of range"},
+        )
+        self.apply(Op.SET, 0, b"m", str(2**63 - 1).encode(), 0, 0, False)
+        self.assertEqual(
+            self.apply(Op.INCRBY, 0, b"m", 1), {"err": "ERR increment or decrement would overflow"}
+        )
+        self.assertEqual(self.value(b"m"), str(2**63 - 1).encode())
+
+    def test_del_counts_live_keys_once(self) -> None:
+        self.apply(Op.MSET, 0, [b"a", b"1", b"b", b"2"])
+        self.assertEqual(self.apply(Op.DEL, 0, [b"a", b"a", b"b", b"c"]), 2)
+        self.assertEqual(self.store.data, {})
+
+    def test_append_expire_persist(self) -> None:
+        self.assertEqual(self.apply(Op.APPEND, 0, b"k", b"ab"), 2)
+        self.assertEqual(self.apply(Op.APPEND, 0, b"k", b"cd"), 4)
+        self.assertEqual(self.apply(Op.EXPIREAT, 0, b"k", 100, ""), 1)
+        self.assertEqual(self.apply(Op.EXPIREAT, 0, b"k", 200, "NX"), 0)
+        self.assertEqual(self.apply(Op.PERSIST, 0, b"k"), 1)
+        self.assertEqual(self.apply(Op.PERSIST, 0, b"k"), 0)
+        self.assertEqual(self.apply(Op.EXPIREAT, 50, b"k", 10, ""), 1)
+        self.assertNotIn(b"k", self.store.data)
+        self.assertEqual(self.apply(Op.EXPIREAT, 0, b"missing", 10, ""), 0)
+
+    def test_sweep_only_deletes_expired(self) -> None:
+        self.apply(Op.SET, 0, b"a", b"1", 100, 0, False)
+        self.apply(Op.SET, 0, b"b", b"1", 0, 0, False)
+        self.assertEqual(self.apply(Op.EXPIRE_SWEEP, 150, [b"a", b"b"]), 1)
+        self.assertEqual(list(self.store.data), [b"b"])
+
+    def test_flushall_and_malformed(self) -> None:
+        self.apply(Op.MSET, 0, [b"a", b"1", b"b", b"2"])
+        self.assertEqual(self.apply(Op.FLUSHALL, 0), OK)
+        self.assertEqual(self.store.data, {})
+        result, writes = self.sm.apply(b"\xc1garbage")
+        self.assertEqual((result, writes), ({"err": "ERR malformed operation"}, []))
+
+
+class HelpersTests(unittest.TestCase):
+    def test_parse_int_is_strict(self) -> None:
+        self.assertEqual(parse_int(b"-12"), -12)
+        for bad in (b"", b"+1", b" 1", b"01", b"-0", b"1.0", b"99999999999999999999"):
+            self.assertIsNone(parse_int(bad), bad)
+
+    def test_glob(self) -> None:
+        cases = [
+            (b"*", b"anything", True),
+            (b"h?llo", b"hallo", True),
+            (b"h*llo", b"heeello", True),
+            (b"h[ae]llo", b"hillo", False),
+            (b"h[^e]llo", b"hallo", True),
+            (b"h[^e]llo", b"hello", False),
+            (b"h[a-b]llo", b"hbllo", True),
+            (b"a\\*b", b"a*b", True),
+            (b"a\\*b", b"axb", False),
+            (b"user:*", b"user:1\nx", True),
+        ]
+        for pattern, text, expected in cases:
+            self.assertEqual(bool(glob_to_regex(pattern).match(text)), expected, (pattern, text))

@@ -1,0 +1,75 @@
+"""KVStore over a real in-memory LevelDBStorage: staging, scans, expiry."""
+
+from __future__ import annotations
+
+from twisted.trial import unittest
+
+from eraft_twisted.hashslot import key_hash_slot
+from eraft_twisted.kv.app import KVApplication
+from eraft_twisted.kv.statemachine import Op, encode_op
+from eraft_twisted.kv.store import KVStore
+from eraft_twisted.raft.types import ConfState, Entry, EntryType
+from eraft_twisted.storage.leveldb import LevelDBStorage
+
+
+class StoreTests(unittest.TestCase):
+    def setUp(self) -> None:
+        self.storage = LevelDBStorage.in_memory(ConfState((0,)))
+        self.storage.persist([Entry(1, i) for i in range(1, 200)])
+        self.store = KVStore(self.storage, None)
+        self.app = KVApplication(self.store)
+        self.index = 0
+
+    def apply(self, *ops: bytes) -> list[object]:
+        entries = []
+        for data in ops:
+            self.index += 1
+            entries.append(Entry(1, self.index, EntryType.NORMAL, data))
+        return self.app.apply_batch(entries)
+
+    def test_batch_sees_its_own_writes(self) -> None:
+        results = self.apply(
+            encode_op(Op.INCRBY, 0, b"n", 1),
+            encode_op(Op.INCRBY, 0, b"n", 1),
+            encode_op(Op.INCRBY, 0, b"n", 5),
+        )
+        self.assertEqual(results, [1, 2, 7])
+        self.assertEqual(self.store.get(b"n", 0), b"7")
+        self.assertEqual(self.storage.applied_index(), 3)
+
+    def test_scan_visits_every_key_once_by_slot(self) -> None:
+        keys = [b"k%d" % i for i in range(300)]
+        self.apply(encode_op(Op.MSET, 0, [x for k in keys for x in (k, b"v")]))
+        seen: list[bytes] = []
+        cursor = 0
+        while True:
+            d = self.store.scan(cursor, 25, None, 0)
+            cursor, batch = self.successResultOf(d)
+            seen.extend(batch)
+            if cursor == 0:
+                break
+            # Every key returned so far lies in a slot below the cursor.
+            self.assertTrue(all(key_hash_slot(k) < cursor for k in seen))
+        self.assertEqual(sorted(seen), sorted(keys))
+        self.assertEqual(self.successResultOf(self.store.keys(b"k1?", 0)).__len__(), 10)
+        self.assertEqual(self.successResultOf(self.store.count(0)), 300)
+
+    def test_expiry_heap_only_returns_current_deadlines(self) -> None:
+        self.apply(
+            encode_op(Op.SET, 0, b"a", b"1", 100, 0, False),
+            encode_op(Op.SET, 0, b"b", b"1", 100, 0, False),
+            encode_op(Op.SET, 0, b"b", b"2", 0, 0, False),  # b no longer expires
+            encode_op(Op.SET, 0, b"c", b"1", 500, 0, False),
+        )
+        self.assertEqual(self.store.expired_keys(50, 10), [])
+        self.assertEqual(self.store.expired_keys(150, 10), [b"a"])
+        self.assertEqual(self.store.expired_keys(150, 10), [])
+        self.apply(encode_op(Op.EXPIRE_SWEEP, 150, [b"a"]))
+        self.assertIsNone(self.store.get_record(b"a"))
+        self.assertEqual(self.successResultOf(self.store.count(150)), 2)
+
+    def test_expiry_heap_rebuilt_from_disk(self) -> None:
+        self.apply(encode_op(Op.SET, 0, b"x", b"1", 100, 0, False))
+        fresh = KVStore(self.storage, None)
+        self.assertEqual(self.successResultOf(fresh.load_expiry()), 1)
+        self.assertEqual(fresh.expired_keys(200, 10), [b"x"])

@@ -1,0 +1,123 @@
+"""RaftNode driven by task.Clock over an in-process network (deterministic)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from twisted.internet import defer, task
+from twisted.trial import unittest
+
+from eraft_twisted.kv.app import KVApplication
+from eraft_twisted.kv.statemachine import OK, Op, encode_op
+from eraft_twisted.kv.store import KVStore
+from eraft_twisted.node.driver import RaftNode, RaftTimeout, RaftUnavailable
+from eraft_twisted.raft.core import Config
+from eraft_twisted.raft.types import ConfState, Message, Role
+from eraft_twisted.rpc.codec import decode_result, encode_result
+from eraft_twisted.storage.leveldb import LevelDBStorage
+
+
+class FakeNetwork:
+    """Delivers messages between nodes on the next clock turn; can cut links."""
+
+    def __init__(self, clock: task.Clock) -> None:
+        self.clock = clock
+        self.nodes: dict[int, RaftNode] = {}
+        self.cut: set[int] = set()
+        self.raft_messages = 0
+
+    def transport_for(self, nid: int) -> Any:
+        net = self
+
+        class Transport:
+            def send(self, msgs: list[Message]) -> None:
+                for m in msgs:
+                    net.raft_messages += 1
+                    if nid in net.cut or m.to in net.cut:
+                        continue
+                    net.clock.callLater(0.001, net.nodes[m.to].receive_messages, [m])
+
+            def forward_propose(self, to: int, data: bytes) -> defer.Deferred[bytes]:
+                if nid in net.cut or to in net.cut:
+                    return defer.fail(RaftUnavailable("cut"))
+                return net.nodes[to].propose_forwarded(data)
+
+            def add_peer(self, nid: int, address: str) -> None:
+                pass
+
+            def remove_peer(self, nid: int) -> None:
+                pass
+
+        return Transport()
+
+
+class DriverTests(unittest.TestCase):
+    def setUp(self) -> None:
+        self.clock = task.Clock()
+        self.net = FakeNetwork(self.clock)
+        self.stores: dict[int, KVStore] = {}
+        for nid in range(3):
+            storage = LevelDBStorage.in_memory(ConfState((0, 1, 2)))
+            store = KVStore(storage, None)
+            node = RaftNode(
+                nid, storage, KVApplication(store), self.clock,
+                config=Config(nid, election_tick=10), tick_interval=0.1,
+                request_timeout=3.0, rng=random.Random(nid),
+            )
+            node.transport = self.net.transport_for(nid)
+            self.net.nodes[nid] = node
+            self.stores[nid] = store
+            node.startService()
+        self.addCleanup(lambda: [n.stopService() for n in self.net.nodes.values()])
+
+    def run_for(self, seconds: float, step: float = 0.01) -> None:
+        for _ in range(int(seconds / step)):
+            self.clock.advance(step)
+
+    def leader(self) -> RaftNode:
+        self.run_for(3)
+        leaders = [n for n in self.net.nodes.values() if n.raw and n.raw.role == Role.LEADER]
+        self.assertEqual(len(leaders), 1)
+        return leaders[0]
+
+    def test_write_on_follower_is_forwarded_and_applied_everywhere(self) -> None:
+        leader = self.leader()
+        follower = next(n for n in self.net.nodes.values() if n is not leader)
+        d = follower.propose(encode_op(Op.SET, 0, b"k", b"v", 0, 0, False))
+        self.run_for(0.5)
+        self.assertEqual(self.successResultOf(d), OK)
+        for store in self.stores.values():
+            self.assertEqual(store.get(b"k", 0), b"v")
+
+    def test_reads_share_read_index_rounds_and_write_no_log(self) -> None:
+        leader = self.leader()
+        follower = next(n for n in self.net.nodes.values() if n is not leader)
+        self.successResultOf_after(follower.propose(encode_op(Op.SET, 0, b"k", b"v", 0, 0, False)))
+        last = leader.raw.raft.log.last_index()
+        reads = [n.read(lambda s=self.stores[n.node_id]: s.get(b"k", 0))
+                 for n in self.net.nodes.values() for _ in range(20)]
+        self.run_for(0.5)
+        self.assertEqual([self.successResultOf(d) for d in reads], [b"v"] * 60)
+        self.assertEqual(leader.raw.raft.log.last_index(), last)
+        self.assertLessEqual(sum(n.stats["read_rounds"] for n in self.net.nodes.values()), 6)
+
+    def successResultOf_after(self, d: defer.Deferred[Any]) -> Any:
+        self.run_for(0.5)
+        return self.successResultOf(d)
+
+    def test_isolated_leader_times_out_writes_and_reads(self) -> None:
+        leader = self.leader()
+        self.net.cut = {n for n in self.net.nodes if n != leader.node_id}
+        w = leader.propose(encode_op(Op.SET, 0, b"x", b"1", 0, 0, False))
+        r = leader.read(lambda: b"stale?")
+        self.run_for(4)
+        self.failureResultOf(w, RaftTimeout)
+        self.failureResultOf(r, RaftTimeout)
+
+    def test_forwarded_result_round_trips(self) -> None:
+        leader = self.leader()
+        d = leader.propose_forwarded(encode_op(Op.INCRBY, 0, b"n", 41))
+        self.run_for(0.5)
+        self.assertEqual(decode_result(self.successResultOf(d)), 41)
+        self.assertEqual(decode_result(encode_result({"err": "x"})), {"err": "x"})

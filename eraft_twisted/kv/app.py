@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.logger import Logger
 
-from ..raft.types import Entry, EntryType
+from ..raft.confchange import decode_conf_change
+from ..raft.types import ConfChangeType, ConfState, Entry, EntryType, Snapshot
 from .statemachine import KVStateMachine
 from .store import KVStore
 
@@ -19,10 +21,16 @@ class KVApplication:
     def __init__(self, store: KVStore) -> None:
         self.store = store
         self.sm = KVStateMachine(store)
+        self.addresses: dict[int, str] = {}
+        self.on_addresses: list[Callable[[dict[int, str]], None]] = []
 
-    def apply_batch(self, entries: list[Entry]) -> list[Any]:
+    def apply_batch(self, entries: list[Entry], conf_state: ConfState | None = None) -> list[Any]:
+        """Apply entries in order; ``conf_state`` is the membership after
+        them when they include a membership change."""
         results: list[Any] = []
         for e in entries:
+            if e.type == EntryType.CONF_CHANGE:
+                self._apply_conf_change(e)
             if e.type != EntryType.NORMAL:
                 results.append(None)
                 continue
@@ -30,6 +38,36 @@ class KVApplication:
             self.store.stage(writes)
             self.store.track_expiry(writes)
             results.append(result)
-        d = self.store.flush(entries[-1].index)
+        d = self.store.flush(entries[-1].index, conf_state)
         d.addErrback(lambda f: log.failure("persisting applied entries failed", f))
         return results
+
+    def _apply_conf_change(self, e: Entry) -> None:
+        cc, _ = decode_conf_change(e.data)
+        name = b"addr:%d" % cc.node_id
+        if cc.type == ConfChangeType.REMOVE:
+            self.store.stage_meta(name, None)
+            self.addresses.pop(cc.node_id, None)
+        elif cc.context:
+            self.store.stage_meta(name, cc.context)
+            self.addresses[cc.node_id] = cc.context.decode()
+        for cb in self.on_addresses:
+            cb(self.addresses)
+
+    def load_addresses(self) -> dict[int, str]:
+        """Member addresses learnt from membership changes (replicated state)."""
+        self.addresses = {
+            int(name.split(b":", 1)[1]): value.decode()
+            for name, value in self.store.meta_items(b"addr:")
+        }
+        return self.addresses
+
+    def restore_snapshot(self, snapshot: Snapshot) -> None:
+        """The data was replaced by an installed snapshot: forget caches."""
+        self.store.reset()
+        self.load_addresses()
+        for cb in self.on_addresses:
+            cb(self.addresses)
+        self.store.load_expiry().addErrback(
+            lambda f: log.failure("loading key expiry times failed", f)
+        )

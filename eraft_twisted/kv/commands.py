@@ -71,8 +71,10 @@ class KVCommands:
             return f
         if isinstance(e, RaftTimeout):
             raise CommandError(str(e), code="TIMEOUT")
-        if isinstance(e, (RaftUnavailable, NotLeader, ProposalDropped, RaftError)):
+        if isinstance(e, (RaftUnavailable, NotLeader, ProposalDropped)):
             raise CommandError(str(e), code="CLUSTERDOWN")
+        if isinstance(e, RaftError):
+            raise CommandError(str(e))
         if isinstance(e, defer.CancelledError):
             raise CommandError("request cancelled", code="TIMEOUT")
         return f

@@ -13,13 +13,16 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ..node.driver import RaftNode
+from ..raft.confchange import decode_conf_change
 from ..raft.core import Config
-from ..raft.types import ConfState
+from ..raft.types import ConfChangeType, ConfState
 from ..resp.commands import CommandError, CommandTable, register_connection_commands
 from ..resp.encoder import SimpleString, Verbatim
 from ..resp.protocol import RespServerFactory
+from ..rpc.commands import ChangeMembership
 from ..rpc.transport import PeerServerFactory, PeerTransport, parse_address
 from ..storage.leveldb import LevelDBStorage, StorageError
+from .admin import RaftAdmin
 from .app import KVApplication
 from .commands import KVCommands
 from .info import InfoBuilder, raft_fields
@@ -51,6 +54,8 @@ class KVServer(MultiService):
         timeout: float = 5.0,
         max_bulk: int = 512 * 1024 * 1024,
         group: str = "kv-1",
+        snapshot_entries: int = 10_000,
+        join: bool = False,
     ) -> None:
         super().__init__()
         if reactor is None:
@@ -68,6 +73,10 @@ class KVServer(MultiService):
         self.timeout = timeout
         self.max_bulk = max_bulk
         self.group = group
+        self.snapshot_entries = snapshot_entries
+        self.join = join
+        self._joined = False
+        self.app: Any = None
         self.storage: Any = None
         self.node: Any = None
         self.store: Any = None
@@ -86,11 +95,57 @@ class KVServer(MultiService):
             timeout=options["timeout"],
             max_bulk=options["max-bulk"],
             group=f"kv-{options['group']}",
+            snapshot_entries=options["snapshot-entries"],
+            join=bool(options["join"]),
         )
 
     def addresses(self) -> dict[int, str]:
-        """Member id -> peer address."""
-        return dict(enumerate(self.peers))
+        """Member id -> peer address: ``--peers``, then what membership
+        changes recorded in the replicated state."""
+        known = dict(enumerate(self.peers))
+        if self.app is not None:
+            known.update(self.app.addresses)
+        return known
+
+    def _conf_changed(self, entry: Any) -> None:
+        cc, _ = decode_conf_change(entry.data)
+        if cc.type == ConfChangeType.REMOVE and cc.node_id != self.node_id:
+            self.transport.remove_peer(cc.node_id)
+
+    def _addresses_changed(self, addresses: dict[int, str]) -> None:
+        for nid, address in addresses.items():
+            self.transport.add_peer(nid, address)
+
+    def _ask_to_join(self) -> defer.Deferred[Any] | None:
+        """Until some member is the leader and adds us as a learner."""
+        # Ask only until we are in: once removed later, we must stay out.
+        if self._joined or (
+            self.node.raw is not None and self.node_id in self.node.raw.conf.members()
+        ):
+            self._joined = True
+            return None
+        me = self.peers[self.node_id]
+        kind = int(ConfChangeType.ADD_LEARNER)
+
+        def attempt(pids: list[int]) -> defer.Deferred[Any] | None:
+            if not pids:
+                return None
+            d = self.transport.call(
+                pids[0], ChangeMembership, kind=kind, node_id=self.node_id, address=me
+            )
+
+            def joined(_: Any) -> None:
+                self._joined = True
+                log.info("joined the group as node {id}", id=self.node_id)
+
+            def failed(f: Any) -> Any:
+                if "already" in str(f.value):
+                    return joined(None)
+                return attempt(pids[1:])
+
+            return d.addCallbacks(joined, failed)
+
+        return attempt([i for i in range(len(self.peers)) if i != self.node_id])
 
     def startService(self) -> None:
         try:
@@ -98,7 +153,8 @@ class KVServer(MultiService):
                 self.data_dir,
                 reactor=self.reactor,
                 fsync=self.fsync,  # type: ignore[arg-type]
-                conf=ConfState(tuple(range(len(self.peers)))),
+                # A joining node starts with no members: the group adds it.
+                conf=ConfState() if self.join else ConfState(tuple(range(len(self.peers)))),
             )
         except StorageError as e:
             log.critical("eraftkv: cannot start: {e}", e=e)
@@ -110,7 +166,8 @@ class KVServer(MultiService):
         self.store.load_expiry().addErrback(
             lambda f: log.failure("loading key expiry times failed", f)
         )
-        app = KVApplication(self.store)
+        app = self.app = KVApplication(self.store)
+        app.load_addresses()
         config = Config(self.node_id, election_tick=self.election_ticks, heartbeat_tick=1)
         self.node = RaftNode(
             self.node_id,
@@ -120,12 +177,19 @@ class KVServer(MultiService):
             config=config,
             tick_interval=self.tick_ms / 1000.0,
             request_timeout=self.timeout,
+            snapshot_entries=self.snapshot_entries,
+            keep_entries=min(1000, max(10, self.snapshot_entries // 4)),
+            reactor=reactor,
         )
         others = {i: a for i, a in self.addresses().items() if i != self.node_id}
         transport = PeerTransport(
             reactor, self.node, self.group, others, self.node.report_unreachable
         )
         self.node.transport = transport
+        self.transport = transport
+        self.node.on_member_address.append(transport.add_peer)
+        self.node.on_conf_change.append(self._conf_changed)
+        app.on_addresses.append(self._addresses_changed)
         self.commands = KVCommands(self.node, self.store, reactor)
         self.info = InfoBuilder(self)
 
@@ -136,6 +200,7 @@ class KVServer(MultiService):
         self.commands.register(table)
         table.register("info", -1, ["readonly"], self._info, first_key=0, last_key=0)
         table.register("raft.info", 1, ["readonly"], self._raft_info, first_key=0, last_key=0)
+        RaftAdmin(self).register(table)
         self.resp_factory = RespServerFactory(table, max_bulk=self.max_bulk)
 
         self.node.setServiceParent(self)
@@ -145,6 +210,8 @@ class KVServer(MultiService):
         ).setServiceParent(self)
         strports.service(tcp_endpoint(self.resp_address), self.resp_factory).setServiceParent(self)
         TimerService(1.0, self._sweep).setServiceParent(self)
+        if self.join and self.storage.is_new:
+            TimerService(1.0, self._ask_to_join).setServiceParent(self)
         log.info(
             "eraftkv node {id} of {n}: peers on {peer}, RESP on {resp}, data in {data}",
             id=self.node_id,

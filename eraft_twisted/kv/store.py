@@ -72,6 +72,7 @@ class KVStore:
         self.storage = storage
         self.reactor = reactor
         self._staged: dict[bytes, bytes | None] = {}
+        self._staged_meta: dict[bytes, bytes | None] = {}
         self._expiry: list[tuple[int, bytes]] = []
 
     def get_record(self, key: bytes) -> bytes | None:
@@ -89,11 +90,27 @@ class KVStore:
         for k, v in writes:
             self._staged[k] = v
 
-    def flush(self, applied_index: int) -> defer.Deferred[Any]:
+    def flush(self, applied_index: int, conf_state: Any = None) -> defer.Deferred[Any]:
         """Persist everything staged together with the applied index."""
         ops = [(layout.data_key(k), v) for k, v in self._staged.items()]
+        ops.extend(self._staged_meta.items())
         self._staged = {}
-        return self.storage.apply_ops(ops, applied_index)
+        self._staged_meta = {}
+        return self.storage.apply_ops(ops, applied_index, conf_state)
+
+    def stage_meta(self, name: bytes, value: bytes | None) -> None:
+        """Stage a write of the state machine's own replicated state."""
+        self._staged_meta[layout.sm_meta_key(name)] = value
+
+    def meta_items(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        """``(name, value)`` of replicated state under ``prefix``."""
+        head = layout.sm_meta_key(b"")
+        return [(k[len(head) :], v) for k, v in self.storage.scan_raw(layout.sm_meta_key(prefix))]
+
+    def reset(self) -> None:
+        """Drop cached state after the data was replaced by a snapshot."""
+        self._staged = {}
+        self._expiry = []
 
     def pending_count(self) -> int:
         return len(self.storage.pending_overlay())

@@ -25,16 +25,26 @@ from ..raft.rawnode import RawNode
 from ..raft.types import (
     NONE,
     ConfChange,
+    ConfChangeType,
+    ConfState,
     Entry,
     EntryType,
     Message,
+    MessageType,
     NotLeader,
     RaftError,
     Ready,
     Role,
+    Snapshot,
 )
 from ..rpc.codec import decode_result, encode_result
-from ..rpc.commands import NotLeaderError, ProposalFailed
+from ..rpc.commands import (
+    ChangeMembership,
+    NotLeaderError,
+    ProposalFailed,
+    TransferLeader,
+)
+from .snapshots import SnapshotReceiver, SnapshotSender
 
 log = Logger()
 
@@ -54,12 +64,16 @@ class RaftTimeout(RaftUnavailable):
 class Application(Protocol):
     """The replicated state machine a node drives."""
 
-    def apply_batch(self, entries: list[Entry]) -> list[Any]:
+    def apply_batch(self, entries: list[Entry], conf_state: ConfState | None) -> list[Any]:
         """Apply committed entries in order; one result per entry.
 
         Must persist the effects together with ``entries[-1].index`` as the
-        applied index (asynchronously is fine).
+        applied index, and ``conf_state`` if given (asynchronously is fine).
         """
+        ...
+
+    def restore_snapshot(self, snapshot: Snapshot) -> None:
+        """The storage just installed ``snapshot``: drop any cached state."""
         ...
 
 
@@ -100,6 +114,9 @@ class RaftNode(Service):
         tick_interval: float = 0.1,
         request_timeout: float = 5.0,
         rng: random.Random | None = None,
+        snapshot_entries: int = 10_000,
+        keep_entries: int = 1_000,
+        reactor: Any = None,
     ) -> None:
         self.node_id = node_id
         self.storage = storage
@@ -125,7 +142,13 @@ class RaftNode(Service):
         self._ready_done: defer.Deferred[None] | None = None
         self.on_leader_change: list[Callable[[int, int], None]] = []
         self.on_conf_change: list[Callable[[Entry], None]] = []
+        self.on_member_address: list[Callable[[int, str], None]] = []
         self.stats = {"proposals": 0, "reads": 0, "read_rounds": 0, "readies": 0}
+        self.snapshot_entries = snapshot_entries
+        self.keep_entries = keep_entries
+        self._compacting = False
+        self.snapshot_sender = SnapshotSender(self, reactor)
+        self.snapshot_receiver = SnapshotReceiver(self)
 
     # -- lifecycle -----------------------------------------------------
     def startService(self) -> None:
@@ -183,6 +206,56 @@ class RaftNode(Service):
     def report_unreachable(self, nid: int) -> None:
         if self.raw is not None:
             self.raw.report_unreachable(nid)
+
+    def report_snapshot(self, nid: int, ok: bool) -> None:
+        """A snapshot stream to ``nid`` finished (or failed)."""
+        if self.raw is not None and not self._stopped:
+            self.raw.report_snapshot(nid, ok)
+            self._schedule()
+
+    # -- snapshots (AMP responders delegate here) ------------------------
+    def snapshot_open(self, sender: int, term: int, meta: bytes) -> defer.Deferred[int]:
+        return self.snapshot_receiver.open(sender, term, meta)
+
+    def snapshot_chunk(self, stream: int, items: bytes) -> defer.Deferred[None]:
+        return self.snapshot_receiver.chunk(stream, items)
+
+    def snapshot_end(self, stream: int) -> defer.Deferred[None]:
+        return self.snapshot_receiver.end(stream)
+
+    def compact(self, keep: int | None = None) -> defer.Deferred[int]:
+        """Snapshot the state machine at the applied index and drop the log
+        before it (keeping ``keep`` entries for slightly lagging followers)."""
+        if self.raw is None or self._compacting:
+            return defer.succeed(0)
+        applied = self.raw.raft.log.applied
+        keep = self.keep_entries if keep is None else keep
+        self._compacting = True
+        conf = self.raw.conf_at(applied)
+
+        @defer.inlineCallbacks
+        def run() -> Any:
+            # The applied data and index must be on disk before the snapshot
+            # metadata claims them.
+            yield self.storage.barrier(sync=False)
+            yield self.storage.create_snapshot(applied, conf)
+            upto = min(applied - keep, self.storage.last_index())
+            if upto > self.storage.first_index():
+                yield self.storage.compact(upto)
+            log.info("snapshot at index {i}; log compacted to {c}", i=applied, c=upto)
+            return applied
+
+        def done(result: Any) -> Any:
+            self._compacting = False
+            return result
+
+        return run().addBoth(done)
+
+    def _maybe_compact(self) -> None:
+        assert self.raw is not None
+        since = self.raw.raft.log.applied - self.storage.snapshot().meta.index
+        if self.snapshot_entries and since >= self.snapshot_entries + self.keep_entries:
+            self.compact().addErrback(lambda f: log.failure("log compaction failed", f))
 
     # -- proposals -----------------------------------------------------
     @property
@@ -263,12 +336,62 @@ class RaftNode(Service):
         self._schedule()
         return self._with_timeout(d, "membership change")
 
-    def transfer_leader(self, target: int) -> None:
-        """Start handing leadership to ``target``."""
+    def change_membership(self, kind: int, node_id: int, address: str) -> defer.Deferred[int]:
+        """Add a learner (``ADD_LEARNER``), promote/add a voter or remove a
+        member, through the leader; fires with the change's log index once
+        applied. ``address`` is the member's peer address (for adds)."""
+        cc = ConfChange(ConfChangeType(kind), node_id, address.encode())
+        if self.is_leader:
+            if cc.type != ConfChangeType.REMOVE and address:
+                for cb in self.on_member_address:
+                    cb(node_id, address)
+            index = self.raw.raft.log.last_index() + 1 if self.raw else 0
+            d = self.propose_conf_change(cc)
+            return d.addCallback(lambda _: index)
+        leader = self.leader
+        if leader == NONE or self.transport is None:
+            return defer.fail(RaftUnavailable("no leader to change the membership"))
+        d2: defer.Deferred[Any] = self.transport.call(  # type: ignore[attr-defined]
+            leader, ChangeMembership, kind=kind, node_id=node_id, address=address
+        )
+        return d2.addCallback(lambda r: r["index"])
+
+    def transfer_leadership(self, target: int = NONE) -> defer.Deferred[int]:
+        """Hand leadership to ``target`` (or the most up-to-date follower);
+        fires with the new leader's id, or fails if it did not move within
+        two election timeouts (the old leader then carries on)."""
         if self.raw is None:
-            raise RaftUnavailable("node not started")
+            return defer.fail(RaftUnavailable("node not started"))
+        if not self.is_leader:
+            leader = self.leader
+            if leader == NONE or self.transport is None:
+                return defer.fail(RaftUnavailable("no leader to transfer from"))
+            d2: defer.Deferred[Any] = self.transport.call(  # type: ignore[attr-defined]
+                leader, TransferLeader, target=target
+            )
+            return d2.addCallback(lambda r: r["leader"])
+        raft = self.raw.raft
+        voters = [v for v in raft.conf.voters if v != self.node_id]
+        if target == NONE:
+            if not voters:
+                return defer.fail(RaftUnavailable("no other voter to transfer to"))
+            target = max(voters, key=lambda v: raft.prs[v].match if v in raft.prs else -1)
+        if target == self.node_id:
+            return defer.succeed(target)
+        if target not in voters:
+            return defer.fail(RaftError(f"node {target} is not a voter"))
         self.raw.transfer_leader(target)
         self._schedule()
+        return self._await_leader_other_than(self.node_id, 2 * self.config.election_tick)
+
+    @defer.inlineCallbacks
+    def _await_leader_other_than(self, old: int, ticks: int) -> Any:
+        for _ in range(ticks * 2):
+            yield self._sleep(self.tick_interval / 2)
+            leader = self.leader
+            if leader not in (old, NONE):
+                return leader
+        raise RaftTimeout("leadership transfer did not complete; the old leader resumed")
 
     # -- linearizable reads ----------------------------------------------
     def read(self, fn: Callable[[], Any]) -> defer.Deferred[Any]:
@@ -369,26 +492,45 @@ class RaftNode(Service):
         if rd.soft_state is not None:
             self._soft_state_changed(rd.soft_state.leader, rd.soft_state.role)
         leader_now = self.raw.role == Role.LEADER
-        if leader_now and self.transport is not None:
+        if leader_now:
             # A leader may send appends while it writes them itself (§10.2.1):
             # nothing it sends depends on its own unpersisted entries.
-            self.transport.send(rd.messages)
+            self._send(rd.messages)
         if rd.snapshot is not None:
             yield self.storage.install_snapshot(rd.snapshot)
-            self.app.restore_snapshot(rd.snapshot)  # type: ignore[attr-defined]
+            self.app.restore_snapshot(rd.snapshot)
         if rd.entries or rd.hard_state is not None:
             yield self.storage.persist(rd.entries, rd.hard_state, sync=rd.must_sync)
-        if not leader_now and self.transport is not None:
-            self.transport.send(rd.messages)
+        if not leader_now:
+            self._send(rd.messages)
         if rd.committed_entries:
             self._apply(rd.committed_entries)
         for rs in rd.read_states:
             self._read_state(rs.index, rs.request_ctx)
         self.raw.advance(rd)
+        self.snapshot_receiver.installing = False
         self._serve_reads()
+        self._maybe_compact()
+
+    def _send(self, msgs: list[Message]) -> None:
+        if self.transport is None:
+            return
+        rest = []
+        for m in msgs:
+            if m.type == MessageType.SNAPSHOT:
+                # Stream the state machine instead of the (empty) payload.
+                self.snapshot_sender.send(m.to, m.term)
+            else:
+                rest.append(m)
+        if rest:
+            self.transport.send(rest)
 
     def _apply(self, entries: list[Entry]) -> None:
-        results = self.app.apply_batch(entries)
+        assert self.raw is not None
+        conf = None
+        if any(e.type == EntryType.CONF_CHANGE for e in entries):
+            conf = self.raw.conf_at(entries[-1].index)
+        results = self.app.apply_batch(entries, conf)
         for e, result in zip(entries, results, strict=True):
             if e.type == EntryType.CONF_CHANGE:
                 for cb in self.on_conf_change:
@@ -435,6 +577,7 @@ class RaftNode(Service):
     def _wait_leader(self) -> defer.Deferred[None]:
         d: defer.Deferred[None] = defer.Deferred()
         self._leader_waiters.append(d)
+
         # Poll too: a follower may learn the leader without a soft-state change.
         def poll() -> None:
             if not d.called:

@@ -60,3 +60,52 @@ class Propose(amp.Command):
     arguments = [(b"data", ChunkedBytes())]
     response = [(b"result", ChunkedBytes())]
     errors = {NotLeaderError: b"NOT_LEADER", ProposalFailed: b"PROPOSAL_FAILED"}
+
+
+class SnapshotRejected(Exception):
+    """The receiver refused a snapshot stream (superseded, or busy installing)."""
+
+
+class SnapshotOpen(amp.Command):
+    """Start streaming a snapshot to a follower; answers with a stream id."""
+
+    arguments = [(b"sender", amp.Integer()), (b"term", amp.Integer()), (b"meta", amp.String())]
+    response = [(b"stream", amp.Integer())]
+    errors = {SnapshotRejected: b"SNAPSHOT_REJECTED"}
+
+
+class SnapshotChunk(amp.Command):
+    """One chunk of ``(key, value)`` items; answered once staged on disk, so
+    the sender is paced by the receiver's writes."""
+
+    arguments = [(b"stream", amp.Integer()), (b"items", ChunkedBytes())]
+    response = []  # type: ignore[var-annotated]
+    errors = {SnapshotRejected: b"SNAPSHOT_REJECTED"}
+
+
+class SnapshotEnd(amp.Command):
+    """All items sent: the receiver hands the snapshot to its Raft core."""
+
+    arguments = [(b"stream", amp.Integer())]
+    response = []  # type: ignore[var-annotated]
+    errors = {SnapshotRejected: b"SNAPSHOT_REJECTED"}
+
+
+class ChangeMembership(amp.Command):
+    """Ask the leader to add a learner / voter or remove a member."""
+
+    arguments = [
+        (b"kind", amp.Integer()),
+        (b"node_id", amp.Integer()),
+        (b"address", amp.Unicode()),
+    ]
+    response = [(b"index", amp.Integer())]
+    errors = {NotLeaderError: b"NOT_LEADER", ProposalFailed: b"PROPOSAL_FAILED"}
+
+
+class TransferLeader(amp.Command):
+    """Ask the leader to hand leadership to ``target`` (-1: best follower)."""
+
+    arguments = [(b"target", amp.Integer())]
+    response = [(b"leader", amp.Integer())]
+    errors = {NotLeaderError: b"NOT_LEADER", ProposalFailed: b"PROPOSAL_FAILED"}

@@ -18,7 +18,17 @@ from twisted.python.failure import Failure
 
 from ..raft.types import Message
 from .codec import decode_messages, encode_messages
-from .commands import NotLeaderError, ProposalFailed, Propose, RaftMessages
+from .commands import (
+    ChangeMembership,
+    NotLeaderError,
+    ProposalFailed,
+    Propose,
+    RaftMessages,
+    SnapshotChunk,
+    SnapshotEnd,
+    SnapshotOpen,
+    TransferLeader,
+)
 
 log = Logger()
 
@@ -32,6 +42,16 @@ class PeerHandler(Protocol):
 
     def propose_forwarded(self, data: bytes) -> defer.Deferred[bytes]: ...
 
+    def snapshot_open(self, sender: int, term: int, meta: bytes) -> defer.Deferred[int]: ...
+
+    def snapshot_chunk(self, stream: int, items: bytes) -> defer.Deferred[None]: ...
+
+    def snapshot_end(self, stream: int) -> defer.Deferred[None]: ...
+
+    def change_membership(self, kind: int, node_id: int, address: str) -> defer.Deferred[int]: ...
+
+    def transfer_leadership(self, target: int) -> defer.Deferred[int]: ...
+
 
 def parse_address(addr: str) -> tuple[str, int]:
     """``host:port`` -> (host, port); raises ValueError with a clear message."""
@@ -39,6 +59,11 @@ def parse_address(addr: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"bad address {addr!r}: expected host:port")
     return host, int(port)
+
+
+def _as_proposal_failed(f: Failure) -> Any:
+    # Only declared errors cross AMP cleanly; say what went wrong in one.
+    raise ProposalFailed(str(f.value))
 
 
 class PeerLocator(amp.CommandLocator):
@@ -62,6 +87,31 @@ class PeerLocator(amp.CommandLocator):
     def propose(self, data: bytes) -> defer.Deferred[dict[str, Any]]:
         d = self.handler.propose_forwarded(data)
         return d.addCallback(lambda result: {"result": result})
+
+    @SnapshotOpen.responder
+    def snapshot_open(self, sender: int, term: int, meta: bytes) -> defer.Deferred[dict[str, Any]]:
+        d = self.handler.snapshot_open(sender, term, meta)
+        return d.addCallback(lambda stream: {"stream": stream})
+
+    @SnapshotChunk.responder
+    def snapshot_chunk(self, stream: int, items: bytes) -> defer.Deferred[dict[str, Any]]:
+        return self.handler.snapshot_chunk(stream, items).addCallback(lambda _: {})
+
+    @SnapshotEnd.responder
+    def snapshot_end(self, stream: int) -> defer.Deferred[dict[str, Any]]:
+        return self.handler.snapshot_end(stream).addCallback(lambda _: {})
+
+    @ChangeMembership.responder
+    def change_membership(
+        self, kind: int, node_id: int, address: str
+    ) -> defer.Deferred[dict[str, Any]]:
+        d = self.handler.change_membership(kind, node_id, address)
+        return d.addCallbacks(lambda index: {"index": index}, _as_proposal_failed)
+
+    @TransferLeader.responder
+    def transfer_leader(self, target: int) -> defer.Deferred[dict[str, Any]]:
+        d = self.handler.transfer_leadership(target)
+        return d.addCallbacks(lambda leader: {"leader": leader}, _as_proposal_failed)
 
 
 class PeerServerFactory(Factory):
@@ -145,9 +195,14 @@ class PeerTransport(MultiService):
             self.add_peer(nid, addr)
 
     def add_peer(self, nid: int, address: str) -> None:
-        """Start a link to a (new) member."""
-        if nid == self.handler.node_id or nid in self.links:
+        """Start a link to a (new) member, or move it to a new address."""
+        if nid == self.handler.node_id:
             return
+        old = self.links.get(nid)
+        if old is not None:
+            if old.address == address:
+                return
+            self.remove_peer(nid)
         link = PeerLink(self, nid, address)
         self.links[nid] = link
         link.service.setServiceParent(self)
@@ -176,6 +231,14 @@ class PeerTransport(MultiService):
             except Exception as e:  # connection dropped between checks
                 log.debug("send to {peer} failed: {e}", peer=nid, e=e)
                 self.on_unreachable(nid)
+
+    def call(self, nid: int, command: type[amp.Command], **kw: Any) -> defer.Deferred[Any]:
+        """Call an AMP command on member ``nid`` and get its answer."""
+        link = self.links.get(nid)
+        if link is None or link.proto is None:
+            return defer.fail(ConnectionError(f"peer {nid} is unreachable"))
+        d: defer.Deferred[Any] = link.proto.callRemote(command, **kw)
+        return d
 
     def forward_propose(self, nid: int, data: bytes) -> defer.Deferred[bytes]:
         """Ask member ``nid`` (the leader) to propose ``data``."""

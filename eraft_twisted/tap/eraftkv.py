@@ -32,7 +32,21 @@ class Options(BaseOptions):
         ["election-ticks", None, "10", "Election timeout in ticks (randomised up to 2x)."],
         ["timeout", None, "5", "Seconds before a client request fails with -TIMEOUT."],
         ["max-bulk", None, str(512 * 1024 * 1024), "Largest bulk string accepted, in bytes."],
+        [
+            "snapshot-entries",
+            None,
+            "10000",
+            "Snapshot and compact the log every N entries (0: never).",
+        ],
         ["config", None, None, "Read options from this file (command line wins)."],
+    ]
+    optFlags = [
+        [
+            "join",
+            None,
+            "Join an existing group (ask its members to add this node) "
+            "instead of bootstrapping a new one.",
+        ],
     ]
 
     def postOptions(self) -> None:
@@ -59,6 +73,7 @@ class Options(BaseOptions):
         self["timeout"] = self.int_option("timeout", 1, 3600)
         self["max-bulk"] = self.int_option("max-bulk", 1024, 2**40)
         self["group"] = self.int_option("group", 0, 2**31)
+        self["snapshot-entries"] = self.int_option("snapshot-entries", 0, 2**31)
         if self["meta"]:
             self["meta"] = parse_peers(self["meta"])
         data = self["data"]

@@ -61,9 +61,14 @@ class DriverTests(unittest.TestCase):
             storage = LevelDBStorage.in_memory(ConfState((0, 1, 2)))
             store = KVStore(storage, None)
             node = RaftNode(
-                nid, storage, KVApplication(store), self.clock,
-                config=Config(nid, election_tick=10), tick_interval=0.1,
-                request_timeout=3.0, rng=random.Random(nid),
+                nid,
+                storage,
+                KVApplication(store),
+                self.clock,
+                config=Config(nid, election_tick=10),
+                tick_interval=0.1,
+                request_timeout=3.0,
+                rng=random.Random(nid),
             )
             node.transport = self.net.transport_for(nid)
             self.net.nodes[nid] = node
@@ -95,8 +100,11 @@ class DriverTests(unittest.TestCase):
         follower = next(n for n in self.net.nodes.values() if n is not leader)
         self.successResultOf_after(follower.propose(encode_op(Op.SET, 0, b"k", b"v", 0, 0, False)))
         last = leader.raw.raft.log.last_index()
-        reads = [n.read(lambda s=self.stores[n.node_id]: s.get(b"k", 0))
-                 for n in self.net.nodes.values() for _ in range(20)]
+        reads = [
+            n.read(lambda s=self.stores[n.node_id]: s.get(b"k", 0))
+            for n in self.net.nodes.values()
+            for _ in range(20)
+        ]
         self.run_for(0.5)
         self.assertEqual([self.successResultOf(d) for d in reads], [b"v"] * 60)
         self.assertEqual(leader.raw.raft.log.last_index(), last)

@@ -1,0 +1,79 @@
+"""RAFT.* admin commands over RESP, in the style of RedisRaft."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import defer
+
+from ..raft.types import NONE, ConfChangeType
+from ..resp.commands import CommandError, CommandTable
+from ..resp.encoder import SimpleString
+from ..rpc.transport import parse_address
+from .commands import KVCommands
+
+
+def _node_id(raw: bytes) -> int:
+    try:
+        nid = int(raw)
+    except ValueError:
+        raise CommandError(f"invalid node id '{raw.decode('latin-1')}'") from None
+    if not 0 <= nid < 2**31:
+        raise CommandError("node id must be between 0 and 2147483647")
+    return nid
+
+
+class RaftAdmin:
+    """RAFT.NODE ADD|REMOVE, RAFT.TRANSFER_LEADER, RAFT.SNAPSHOT."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    def register(self, table: CommandTable) -> None:
+        table.register("raft.node", -3, ["admin"], self.node, 0, 0, 0)
+        table.register("raft.transfer_leader", -1, ["admin"], self.transfer, 0, 0, 0)
+        table.register("raft.snapshot", 1, ["admin"], self.snapshot, 0, 0, 0)
+
+    @staticmethod
+    def _errors(d: defer.Deferred[Any]) -> defer.Deferred[Any]:
+        def failed(f: Any) -> Any:
+            if isinstance(f.value, CommandError):
+                return f
+            KVCommands._failure(f)  # raises for the Raft errors it knows
+            raise CommandError(str(f.value))
+
+        return d.addErrback(failed)
+
+    def node(self, conn: Any, argv: list[bytes]) -> Any:
+        sub = argv[1].upper()
+        node = self.server.node
+        if sub == b"ADD":
+            if len(argv) != 4:
+                raise CommandError("wrong number of arguments for 'raft.node|add' command")
+            nid = _node_id(argv[2])
+            address = argv[3].decode("latin-1")
+            try:
+                parse_address(address)
+            except ValueError as e:
+                raise CommandError(str(e)) from None
+            d = node.change_membership(int(ConfChangeType.ADD_LEARNER), nid, address)
+        elif sub == b"REMOVE":
+            if len(argv) != 3:
+                raise CommandError("wrong number of arguments for 'raft.node|remove' command")
+            d = node.change_membership(int(ConfChangeType.REMOVE), _node_id(argv[2]), "")
+        else:
+            raise CommandError(
+                f"unknown subcommand '{argv[1].decode('latin-1')}'. Try RAFT.NODE ADD|REMOVE."
+            )
+        return self._errors(d.addCallback(lambda _: SimpleString("OK")))
+
+    def transfer(self, conn: Any, argv: list[bytes]) -> Any:
+        if len(argv) > 2:
+            raise CommandError("wrong number of arguments for 'raft.transfer_leader' command")
+        target = _node_id(argv[1]) if len(argv) == 2 else NONE
+        d = self.server.node.transfer_leadership(target)
+        return self._errors(d.addCallback(lambda _: SimpleString("OK")))
+
+    def snapshot(self, conn: Any, argv: list[bytes]) -> Any:
+        d = self.server.node.compact(keep=0)
+        return self._errors(d.addCallback(lambda _: SimpleString("OK")))

@@ -1,0 +1,166 @@
+"""Streaming snapshots between peers: open / chunk / end, each chunk acknowledged.
+
+The sender reads a LevelDB snapshot (a frozen view: reads and writes go on)
+in a thread, one chunk at a time, so memory stays bounded and the reactor
+never waits on a scan. The receiver stages chunks on disk and only when the
+stream ends hands the snapshot to its Raft core, which installs it
+atomically through the next Ready.
+"""
+
+from __future__ import annotations
+
+from itertools import islice
+from typing import Any
+
+import msgpack
+from twisted.internet import defer, threads
+from twisted.logger import Logger
+
+from ..raft.types import ConfState, Message, MessageType, Snapshot, SnapshotMeta
+from ..rpc.commands import SnapshotChunk, SnapshotEnd, SnapshotOpen, SnapshotRejected
+from ..storage.layout import decode_items, encode_items
+
+log = Logger()
+
+CHUNK_ITEMS = 2048
+CHUNK_BYTES = 1 << 20
+
+
+def encode_meta(meta: SnapshotMeta) -> bytes:
+    """SnapshotMeta on the wire."""
+    return msgpack.packb([meta.index, meta.term, list(meta.conf.voters), list(meta.conf.learners)])
+
+
+def decode_meta(data: bytes) -> SnapshotMeta:
+    """Inverse of :func:`encode_meta`."""
+    index, term, voters, learners = msgpack.unpackb(data)
+    return SnapshotMeta(index, term, ConfState(tuple(voters), tuple(learners)))
+
+
+def _read_chunk(items: Any) -> list[tuple[bytes, bytes]]:
+    chunk: list[tuple[bytes, bytes]] = []
+    size = 0
+    for k, v in islice(items, CHUNK_ITEMS):
+        chunk.append((k, v))
+        size += len(k) + len(v)
+        if size >= CHUNK_BYTES:
+            break
+    return chunk
+
+
+class SnapshotSender:
+    """Streams this node's state machine to followers that fell behind."""
+
+    def __init__(self, node: Any, reactor: Any = None) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.node = node
+        self.reactor = reactor
+        self.sending: set[int] = set()
+        self.sent = 0
+
+    def send(self, to: int, term: int) -> None:
+        """Start a stream to ``to`` unless one is already running."""
+        if to in self.sending:
+            return
+        self.sending.add(to)
+        d = self._stream(to, term)
+
+        def done(ok: bool) -> None:
+            self.sending.discard(to)
+            self.node.report_snapshot(to, ok)
+
+        d.addCallback(done)
+
+    @defer.inlineCallbacks
+    def _stream(self, to: int, term: int) -> Any:
+        storage = self.node.storage
+        transport = self.node.transport
+        meta, snap = storage.outgoing_snapshot()
+        items = storage.snapshot_items(snap)
+        count = 0
+        try:
+            log.info("sending snapshot at index {index} to node {to}", index=meta.index, to=to)
+            r = yield transport.call(
+                to, SnapshotOpen, sender=self.node.node_id, term=term, meta=encode_meta(meta)
+            )
+            stream = r["stream"]
+            while True:
+                if getattr(storage, "synchronous", False):
+                    chunk = _read_chunk(items)
+                else:
+                    chunk = yield threads.deferToThreadPool(
+                        self.reactor, self.reactor.getThreadPool(), _read_chunk, items
+                    )
+                if not chunk:
+                    break
+                count += len(chunk)
+                yield transport.call(to, SnapshotChunk, stream=stream, items=encode_items(chunk))
+            yield transport.call(to, SnapshotEnd, stream=stream)
+            self.sent += 1
+            log.info("snapshot sent to node {to}: {n} items", to=to, n=count)
+            return True
+        except Exception as e:
+            log.warn("snapshot to node {to} failed: {e}", to=to, e=e)
+            return False
+        finally:
+            del items
+            snap.close()
+
+
+class SnapshotReceiver:
+    """Stages an incoming snapshot stream and hands it to the Raft core."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self._next_stream = 0
+        self._current: tuple[int, int, int, SnapshotMeta] | None = None
+        self.installing = False
+        self.received = 0
+
+    def open(self, sender: int, term: int, meta: bytes) -> defer.Deferred[int]:
+        if self.installing:
+            return defer.fail(SnapshotRejected("busy installing the previous snapshot"))
+        self._next_stream += 1
+        stream = self._next_stream
+        # A newer stream supersedes an unfinished one; its chunks get rejected.
+        self._current = (stream, sender, term, decode_meta(meta))
+        return self.node.storage.begin_snapshot_install().addCallback(lambda _: stream)
+
+    def _check(self, stream: int) -> tuple[int, int, int, SnapshotMeta]:
+        cur = self._current
+        if cur is None or cur[0] != stream:
+            raise SnapshotRejected("superseded by a newer snapshot stream")
+        return cur
+
+    def chunk(self, stream: int, items: bytes) -> defer.Deferred[None]:
+        try:
+            self._check(stream)
+            decoded = decode_items(items)
+        except Exception as e:
+            return defer.fail(e if isinstance(e, SnapshotRejected) else SnapshotRejected(str(e)))
+        d: defer.Deferred[None] = self.node.storage.stage_snapshot_items(decoded)
+        return d
+
+    def end(self, stream: int) -> defer.Deferred[None]:
+        try:
+            _, sender, term, meta = self._check(stream)
+        except SnapshotRejected as e:
+            return defer.fail(e)
+        self._current = None
+        self.installing = True
+        self.received += 1
+        self.node.receive_messages(
+            [
+                Message(
+                    MessageType.SNAPSHOT,
+                    to=self.node.node_id,
+                    frm=sender,
+                    term=term,
+                    snapshot=Snapshot(meta),
+                )
+            ]
+        )
+        return defer.succeed(None)

@@ -1,0 +1,185 @@
+"""Snapshots, membership changes and leader transfer with real processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+
+import redis
+from twisted.trial import unittest
+
+from tests.procs import Cluster, Node, free_ports
+
+
+def raft_info(node: Node) -> dict[str, str]:
+    text = node.client().execute_command("RAFT.INFO").decode()
+    return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
+
+
+def wait_for(predicate, timeout: float = 20.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if predicate():
+                return
+        except redis.RedisError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Writer(threading.Thread):
+    """INCRs one counter, remembering acknowledged values; checks that reads
+    never go back in time."""
+
+    def __init__(self, nodes: list[Node]) -> None:
+        super().__init__(daemon=True)
+        self.nodes = nodes
+        self.stop = threading.Event()
+        self.acked = 0
+        self.errors = 0
+        self.went_back: list[tuple[int, int]] = []
+
+    def run(self) -> None:
+        last_seen = 0
+        i = 0
+        while not self.stop.is_set():
+            node = self.nodes[i % len(self.nodes)]
+            i += 1
+            try:
+                c = node.client(timeout=3)
+                value = c.incr("membership:counter")
+                self.acked = max(self.acked, value)
+                seen = int(c.get("membership:counter") or 0)
+                if seen < last_seen:
+                    self.went_back.append((last_seen, seen))
+                last_seen = max(last_seen, seen)
+            except redis.RedisError:
+                self.errors += 1
+                time.sleep(0.05)
+
+
+class SnapshotTests(unittest.TestCase):
+    def setUp(self) -> None:
+        self.cluster = Cluster(3, extra=["--tick-ms", "50", "--snapshot-entries", "200"]).start()
+        self.addCleanup(shutil.rmtree, self.cluster.dir, True)
+        self.addCleanup(self.cluster.stop)
+
+    def test_lagging_node_catches_up_through_a_snapshot(self) -> None:
+        leader = self.cluster.leader()
+        lagging = next(n for n in self.cluster.nodes if n is not leader)
+        lagging.kill()
+        pipe = leader.client().pipeline(transaction=False)
+        for i in range(3000):
+            pipe.set(f"snap:{i}", i)
+        pipe.execute()
+        self.assertGreater(int(raft_info(leader)["raft_first_index"]), 1000)
+        lagging.start()
+        lagging.wait_up()
+        self.assertEqual(lagging.client().get("snap:2999"), b"2999")
+        self.assertEqual(lagging.client().get("snap:0"), b"0")
+        # It got the state machine by snapshot: its log starts past the gap.
+        self.assertGreater(int(raft_info(lagging)["raft_first_index"]), 1000)
+        self.assertEqual(lagging.client().dbsize(), 3000)
+
+    def test_raft_snapshot_compacts_now(self) -> None:
+        leader = self.cluster.leader()
+        for i in range(50):
+            leader.client().set(f"s{i}", i)
+        self.assertEqual(leader.client().execute_command("RAFT.SNAPSHOT"), b"OK")
+        info = raft_info(leader)
+        self.assertEqual(int(info["raft_first_index"]), int(info["raft_applied_index"]) + 1)
+        self.assertEqual(leader.client().get("s49"), b"49")
+
+
+class MembershipTests(unittest.TestCase):
+    def setUp(self) -> None:
+        self.cluster = Cluster(3).start()
+        self.addCleanup(shutil.rmtree, self.cluster.dir, True)
+        self.addCleanup(self.cluster.stop)
+
+    def add_node(self, nid: int) -> Node:
+        peer, resp = free_ports(2)
+        peers = self.cluster.nodes[0].peers + [f"127.0.0.1:{peer}"]
+        # Every node gets a full peer list; existing ones learn new addresses
+        # from the membership change itself.
+        while len(peers) <= nid:
+            peers.insert(-1, "127.0.0.1:1")
+        node = Node(
+            nid,
+            peers,
+            resp,
+            os.path.join(self.cluster.dir, f"data{nid}"),
+            ["--tick-ms", "50", "--join"],
+        )
+        node.start()
+        node.wait_up()
+        self.cluster.nodes.append(node)
+        return node
+
+    def test_grow_transfer_and_shrink_under_writes(self) -> None:
+        leader = self.cluster.leader()
+        writer = Writer(list(self.cluster.nodes))
+        writer.start()
+        try:
+            # Grow 3 -> 5: each joins as a learner and is promoted once caught up.
+            for nid in (3, 4):
+                self.add_node(nid)
+                wait_for(
+                    lambda nid=nid: (
+                        str(nid) in raft_info(self.cluster.leader())["raft_voters"].split(",")
+                    ),
+                    what=f"node {nid} promoted",
+                )
+            self.assertEqual(raft_info(self.cluster.leader())["raft_voters"], "0,1,2,3,4")
+            # Leadership to each node in turn.
+            for target in range(5):
+                ok = (
+                    self.cluster.leader()
+                    .client()
+                    .execute_command("RAFT.TRANSFER_LEADER", str(target))
+                )
+                self.assertEqual(ok, b"OK")
+                wait_for(
+                    lambda t=target: raft_info(self.cluster.nodes[t])["raft_role"] == "leader",
+                    what=f"node {target} leads",
+                )
+            # Shrink 5 -> 3, removing the leader among others.
+            for victim in (4, 0):
+                leader = self.cluster.leader()
+                self.assertEqual(
+                    leader.client().execute_command("RAFT.NODE", "REMOVE", str(victim)), b"OK"
+                )
+                wait_for(
+                    lambda v=victim: (
+                        str(v)
+                        not in raft_info(self.cluster.leader(exclude=(v,)))["raft_voters"].split(
+                            ","
+                        )
+                    ),
+                    what=f"node {victim} removed",
+                )
+            time.sleep(0.5)
+        finally:
+            writer.stop.set()
+            writer.join(10)
+        self.assertEqual(writer.went_back, [])
+        self.assertGreater(writer.acked, 10)
+        remaining = [self.cluster.nodes[i] for i in (1, 2, 3)]
+        final = self.cluster.leader(exclude=(0, 4))
+        self.assertEqual(raft_info(final)["raft_voters"], "1,2,3")
+        for node in remaining:
+            self.assertGreaterEqual(int(node.client().get("membership:counter")), writer.acked)
+
+    def test_add_errors(self) -> None:
+        c = self.cluster.leader().client()
+        with self.assertRaisesRegex(redis.ResponseError, "already a voter"):
+            c.execute_command("RAFT.NODE", "ADD", "1", "127.0.0.1:9")
+        with self.assertRaisesRegex(redis.ResponseError, "bad address"):
+            c.execute_command("RAFT.NODE", "ADD", "9", "nowhere")
+        with self.assertRaisesRegex(redis.ResponseError, "not a member"):
+            c.execute_command("RAFT.NODE", "REMOVE", "7")
+        with self.assertRaisesRegex(redis.ResponseError, "unknown subcommand"):
+            c.execute_command("RAFT.NODE", "FROB", "7")

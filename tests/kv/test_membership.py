@@ -67,22 +67,24 @@ class SnapshotTests(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.cluster.dir, True)
         self.addCleanup(self.cluster.stop)
 
-    def test_lagging_node_catches_up_through_a_snapshot(self) -> None:
+    def test_node_down_for_50000_writes_catches_up_through_a_snapshot(self) -> None:
         leader = self.cluster.leader()
         lagging = next(n for n in self.cluster.nodes if n is not leader)
         lagging.kill()
-        pipe = leader.client().pipeline(transaction=False)
-        for i in range(3000):
-            pipe.set(f"snap:{i}", i)
-        pipe.execute()
+        c = leader.client(timeout=60)
+        for start in range(0, 50_000, 5_000):
+            pipe = c.pipeline(transaction=False)
+            for i in range(start, start + 5_000):
+                pipe.set(f"snap:{i}", i)
+            pipe.execute()
         self.assertGreater(int(raft_info(leader)["raft_first_index"]), 1000)
         lagging.start()
         lagging.wait_up()
-        self.assertEqual(lagging.client().get("snap:2999"), b"2999")
+        self.assertEqual(lagging.client().get("snap:49999"), b"49999")
         self.assertEqual(lagging.client().get("snap:0"), b"0")
         # It got the state machine by snapshot: its log starts past the gap.
-        self.assertGreater(int(raft_info(lagging)["raft_first_index"]), 1000)
-        self.assertEqual(lagging.client().dbsize(), 3000)
+        self.assertGreater(int(raft_info(lagging)["raft_first_index"]), 40_000)
+        self.assertEqual(lagging.client().dbsize(), 50_000)
 
     def test_raft_snapshot_compacts_now(self) -> None:
         leader = self.cluster.leader()
@@ -183,3 +185,34 @@ class MembershipTests(unittest.TestCase):
             c.execute_command("RAFT.NODE", "REMOVE", "7")
         with self.assertRaisesRegex(redis.ResponseError, "unknown subcommand"):
             c.execute_command("RAFT.NODE", "FROB", "7")
+
+    def test_replace_a_dead_node(self) -> None:
+        leader = self.cluster.leader()
+        dead = next(n for n in self.cluster.nodes if n is not leader)
+        dead.kill()
+        leader.client().set("before-replace", "1")
+        self.assertEqual(
+            leader.client().execute_command("RAFT.NODE", "REMOVE", str(dead.node_id)), b"OK"
+        )
+        new = self.add_node(3)
+        wait_for(lambda: "3" in raft_info(self.cluster.leader(exclude=(dead.node_id,)))
+                 ["raft_voters"].split(","), what="node 3 promoted")
+        self.assertEqual(new.client().get("before-replace"), b"1")
+        self.assertTrue(new.client().set("after-replace", "2"))
+        voters = raft_info(self.cluster.leader(exclude=(dead.node_id,)))["raft_voters"]
+        self.assertEqual(sorted(voters.split(",")),
+                         sorted(str(n.node_id) for n in self.cluster.nodes
+                                if n is not dead))
+
+    def test_transfer_without_id_picks_a_follower(self) -> None:
+        leader = self.cluster.leader()
+        self.assertEqual(leader.client().execute_command("RAFT.TRANSFER_LEADER"), b"OK")
+        new = self.cluster.leader(exclude=(leader.node_id,))
+        self.assertNotEqual(new.node_id, leader.node_id)
+        # From a follower, the request is forwarded to the leader.
+        follower = next(n for n in self.cluster.nodes if n is not new)
+        self.assertEqual(
+            follower.client().execute_command("RAFT.TRANSFER_LEADER", str(follower.node_id)),
+            b"OK",
+        )
+        wait_for(lambda: raft_info(follower)["raft_role"] == "leader", what="follower leads")

@@ -65,6 +65,19 @@ def glob_to_regex(pattern: bytes) -> re.Pattern[bytes]:
     return re.compile(bytes(out) + b"\\Z", re.DOTALL)
 
 
+class _EmptySnapshot:
+    """Stands for the data while a FLUSHALL is under way: nothing."""
+
+    def __init__(self, snap: Any) -> None:
+        self._snap = snap
+
+    def iterator(self, **kw: Any) -> Any:
+        return iter(())
+
+    def close(self) -> None:
+        self._snap.close()
+
+
 class KVStore:
     """Read and write access to the state machine's key space."""
 
@@ -74,12 +87,34 @@ class KVStore:
         self._staged: dict[bytes, bytes | None] = {}
         self._staged_meta: dict[bytes, bytes | None] = {}
         self._expiry: list[tuple[int, bytes]] = []
+        self._after_clear: dict[bytes, bytes | None] | None = None
+        self._clears = 0
 
     def get_record(self, key: bytes) -> bytes | None:
         """The stored record for ``key`` as of the last applied entry."""
         if key in self._staged:
             return self._staged[key]
+        if self._after_clear is not None:
+            # A FLUSHALL is still being carried out on disk: only what was
+            # written since counts.
+            return self._after_clear.get(key)
         return self.storage.get(key)
+
+    def clear_all(self) -> None:
+        """FLUSHALL: every key is gone now; the disk catches up in the
+        writer thread (no scan on the reactor)."""
+        self._staged = {}
+        self._after_clear = {}
+        self._clears += 1
+        d = self.storage.clear_data()
+
+        def done(result: Any) -> Any:
+            self._clears -= 1
+            if self._clears == 0:
+                self._after_clear = None
+            return result
+
+        d.addBoth(done)
 
     def get(self, key: bytes, now_ms: int) -> bytes | None:
         """The live value of ``key`` at ``now_ms``."""
@@ -93,6 +128,8 @@ class KVStore:
     def flush(self, applied_index: int, conf_state: Any = None) -> defer.Deferred[Any]:
         """Persist everything staged together with the applied index."""
         ops = [(layout.data_key(k), v) for k, v in self._staged.items()]
+        if self._after_clear is not None:
+            self._after_clear.update(self._staged)
         ops.extend(self._staged_meta.items())
         self._staged = {}
         self._staged_meta = {}
@@ -118,12 +155,15 @@ class KVStore:
     def _view(self) -> tuple[Any, dict[bytes, bytes | None]]:
         """A LevelDB snapshot and the not-yet-written applied changes, taken
         at the same instant so together they are the applied state."""
+        snap = self.storage.db_snapshot()
+        if self._after_clear is not None:
+            return _EmptySnapshot(snap), dict(self._after_clear)
         overlay = {
             layout.user_key(k): v
             for k, v in self.storage.pending_overlay().items()
             if k.startswith(layout.DATA_PREFIX)
         }
-        return self.storage.db_snapshot(), overlay
+        return snap, overlay
 
     def scan(
         self, cursor: int, count: int, match: bytes | None, now_ms: int
@@ -162,14 +202,6 @@ class KVStore:
         return self._in_thread(
             lambda: len(self._slot_keys(snap, overlay, 0, SLOTS - 1, now_ms, None)), snap
         )
-
-    def all_keys(self) -> list[bytes]:
-        """Every stored key, live or expired (used by FLUSHALL's apply)."""
-        snap, overlay = self._view()
-        try:
-            return self._slot_keys(snap, overlay, 0, SLOTS - 1, None, None)
-        finally:
-            snap.close()
 
     def track_expiry(self, writes: list[tuple[bytes, bytes | None]]) -> None:
         """Remember the deadline of every key written with a TTL."""

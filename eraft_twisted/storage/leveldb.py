@@ -49,6 +49,7 @@ from eraft_twisted.raft.types import (
 from .layout import (
     APPLIED_KEY,
     CONF_STATE_KEY,
+    DATA_PREFIX,
     HARD_STATE_KEY,
     INSTALL_KEY,
     LAYOUT_VERSION,
@@ -544,6 +545,12 @@ class LevelDBStorage:
         ops: list[Op] = [(log_key(i), None) for i in range(offset, index)]
         ops.append((log_key(index), encode_entry(Entry(term, index))))
         return self._then(self._submit(ops, False), lambda: self._mem.compact(index))
+
+    def clear_data(self) -> Deferred[int]:
+        """Delete every user key (FLUSHALL), in the writer thread and in
+        bounded batches; ordered with every other write. Fires with the count."""
+        chunk = self.install_chunk
+        return self._job(lambda db: _delete_prefix(db, DATA_PREFIX, chunk))
 
     def barrier(self, sync: bool = True) -> Deferred[None]:
         """Fires once every earlier write is done (and, with ``sync``, durable)."""

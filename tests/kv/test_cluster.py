@@ -61,6 +61,16 @@ class ThreeNodeGroupTests(unittest.TestCase):
             c = node.client()
             self.assertEqual(c.mget([f"ctr:{i}" for i in range(3)]), [b"1", b"1", b"1"])
 
+    def test_flushall(self) -> None:
+        c = self.cluster.nodes[0].client()
+        c.mset({f"flush:{i}": i for i in range(100)})
+        self.assertTrue(c.flushall())
+        for node in self.cluster.nodes:
+            self.assertEqual(node.client().dbsize(), 0)
+            self.assertIsNone(node.client().get("flush:7"))
+        self.assertTrue(c.set("flush:after", 1))
+        self.assertEqual(self.cluster.nodes[2].client().keys("flush:*"), [b"flush:after"])
+
     def test_scan_and_keys(self) -> None:
         c = self.cluster.nodes[1].client()
         names = {f"scan:{i}".encode() for i in range(150)}

@@ -25,8 +25,8 @@ class DictStore:
     def get_record(self, key: bytes) -> bytes | None:
         return self.data.get(key)
 
-    def all_keys(self) -> list[bytes]:
-        return list(self.data)
+    def clear_all(self) -> None:
+        self.data.clear()
 
 
 class StateMachineTests(unittest.TestCase):

@@ -73,3 +73,18 @@ class StoreTests(unittest.TestCase):
         fresh = KVStore(self.storage, None)
         self.assertEqual(self.successResultOf(fresh.load_expiry()), 1)
         self.assertEqual(fresh.expired_keys(200, 10), [b"x"])
+
+    def test_flushall_clears_on_disk_and_keeps_later_writes(self) -> None:
+        self.apply(encode_op(Op.MSET, 0, [b"a", b"1", b"b", b"2"]))
+        results = self.apply(
+            encode_op(Op.SET, 0, b"c", b"3", 0, 0, False),
+            encode_op(Op.FLUSHALL, 0),
+            encode_op(Op.SET, 0, b"d", b"4", 0, 0, False),
+        )
+        self.assertEqual(results[1], "OK")
+        self.assertEqual(self.successResultOf(self.store.keys(None, 0)), [b"d"])
+        for k in (b"a", b"b", b"c"):
+            self.assertIsNone(self.store.get_record(k))
+            self.assertIsNone(self.storage.get(k))
+        self.assertEqual(self.store.get(b"d", 0), b"4")
+        self.assertEqual(self.storage.applied_index(), self.index)

@@ -66,6 +66,7 @@ class KVApplication:
         """The data was replaced by an installed snapshot: forget caches."""
         self.store.reset()
         self.load_addresses()
+        self.sm.load_members()
         for cb in self.on_addresses:
             cb(self.addresses)
         self.store.load_expiry().addErrback(

@@ -15,7 +15,7 @@ from twisted.logger import Logger
 from ..node.driver import RaftNode
 from ..raft.confchange import decode_conf_change
 from ..raft.core import Config
-from ..raft.types import ConfChangeType, ConfState
+from ..raft.types import NONE, ConfChangeType, ConfState
 from ..resp.commands import CommandError, CommandTable, register_connection_commands
 from ..resp.encoder import SimpleString, Verbatim
 from ..resp.protocol import RespServerFactory
@@ -24,8 +24,10 @@ from ..rpc.transport import PeerServerFactory, PeerTransport, parse_address
 from ..storage.leveldb import LevelDBStorage, StorageError
 from .admin import RaftAdmin
 from .app import KVApplication
+from .cluster import ClusterCommands, Shard, ShardNode, node_name
 from .commands import KVCommands
 from .info import InfoBuilder, raft_fields
+from .statemachine import Op, encode_op
 from .store import KVStore
 
 log = Logger()
@@ -76,6 +78,7 @@ class KVServer(MultiService):
         self.snapshot_entries = snapshot_entries
         self.join = join
         self._joined = False
+        self._announcing = False
         self.app: Any = None
         self.storage: Any = None
         self.node: Any = None
@@ -106,6 +109,34 @@ class KVServer(MultiService):
         if self.app is not None:
             known.update(self.app.addresses)
         return known
+
+    def _topology(self) -> tuple[list[Shard], str]:
+        """This group as one shard owning every slot (single-group mode)."""
+        raw = self.node.raw
+        resp = dict(self.app.sm.resp_addresses)
+        resp[self.node_id] = self.resp_address
+        nodes = [
+            ShardNode(node_name(self.group, nid), resp[nid], nid == raw.leader)
+            for nid in raw.conf.members()
+            if nid in resp
+        ]
+        return [Shard([(0, 16383)], nodes)], node_name(self.group, self.node_id)
+
+    def _announce(self) -> defer.Deferred[Any] | None:
+        """Record our RESP address in the replicated state (for CLUSTER
+        SLOTS and redirections) whenever it is missing or changed."""
+        if self._announcing or self.node.leader == NONE:
+            return None
+        if self.app.sm.resp_addresses.get(self.node_id) == self.resp_address:
+            return None
+        self._announcing = True
+        op = encode_op(Op.MEMBER, self.commands.now_ms(), self.node_id, self.resp_address)
+        d = self.node.propose(op)
+
+        def done(result: Any) -> None:
+            self._announcing = False
+
+        return d.addBoth(done)
 
     def _conf_changed(self, entry: Any) -> None:
         cc, _ = decode_conf_change(entry.data)
@@ -168,6 +199,7 @@ class KVServer(MultiService):
         )
         app = self.app = KVApplication(self.store)
         app.load_addresses()
+        app.sm.load_members()
         config = Config(self.node_id, election_tick=self.election_ticks, heartbeat_tick=1)
         self.node = RaftNode(
             self.node_id,
@@ -201,6 +233,7 @@ class KVServer(MultiService):
         table.register("info", -1, ["readonly"], self._info, first_key=0, last_key=0)
         table.register("raft.info", 1, ["readonly"], self._raft_info, first_key=0, last_key=0)
         RaftAdmin(self).register(table)
+        ClusterCommands(self._topology).register(table)
         self.resp_factory = RespServerFactory(table, max_bulk=self.max_bulk)
 
         self.node.setServiceParent(self)
@@ -210,6 +243,7 @@ class KVServer(MultiService):
         ).setServiceParent(self)
         strports.service(tcp_endpoint(self.resp_address), self.resp_factory).setServiceParent(self)
         TimerService(1.0, self._sweep).setServiceParent(self)
+        TimerService(1.0, self._announce).setServiceParent(self)
         if self.join and self.storage.is_new:
             TimerService(1.0, self._ask_to_join).setServiceParent(self)
         log.info(

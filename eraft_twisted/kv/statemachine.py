@@ -32,6 +32,7 @@ class Op(IntEnum):
     MSET = 8
     FLUSHALL = 9
     EXPIRE_SWEEP = 10
+    MEMBER = 11
 
 
 class SetCond(IntEnum):
@@ -106,6 +107,8 @@ class KVStateMachine:
 
     def __init__(self, store: Any) -> None:
         self.store = store
+        self.resp_addresses: dict[int, str] = {}
+        """Where each member serves RESP, as the members announced it."""
 
     def apply(self, data: bytes) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
         try:
@@ -114,7 +117,10 @@ class KVStateMachine:
         except Exception:
             # Never let a bad entry stop the group; it changes nothing.
             return error("ERR malformed operation"), []
-        return handler(now, *args)
+        try:
+            return handler(now, *args)  # type: ignore[no-any-return]
+        except (TypeError, ValueError):
+            return error("ERR malformed operation"), []
 
     def _get(self, key: bytes, now: int) -> bytes | None:
         return live_value(self.store.get_record(key), now)
@@ -229,3 +235,17 @@ class KVStateMachine:
         # clears the whole key range in its writer thread instead.
         self.store.clear_all()
         return OK, []
+
+    def _member(
+        self, now: int, node_id: int, resp: str
+    ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+        self.store.stage_meta(b"resp:%d" % node_id, resp.encode())
+        self.resp_addresses[node_id] = resp
+        return OK, []
+
+    def load_members(self) -> None:
+        """Reload announced RESP addresses from the replicated state."""
+        self.resp_addresses = {
+            int(name.split(b":", 1)[1]): value.decode()
+            for name, value in self.store.meta_items(b"resp:")
+        }

@@ -61,6 +61,40 @@ class ThreeNodeGroupTests(unittest.TestCase):
             c = node.client()
             self.assertEqual(c.mget([f"ctr:{i}" for i in range(3)]), [b"1", b"1", b"1"])
 
+    def test_cluster_commands_and_cluster_clients(self) -> None:
+        from redis.cluster import ClusterNode, RedisCluster
+
+        node = self.cluster.nodes[0]
+        c = node.client()
+        self.assertEqual(c.execute_command("CLUSTER", "KEYSLOT", "foo"), 12182)
+        self.assertEqual(c.execute_command("CLUSTER", "KEYSLOT", "{user1000}.following"),
+                         c.execute_command("CLUSTER", "KEYSLOT", "{user1000}.followers"))
+        # Every member announced its RESP address; the leader is the master.
+        wait = time.time() + 10
+        while time.time() < wait:
+            slots = c.execute_command("CLUSTER", "SLOTS")
+            if len(slots[0]) == 2 + 3:
+                break
+            time.sleep(0.2)
+        lo, hi, master, *replicas = slots[0]
+        self.assertEqual((lo, hi, len(replicas)), (0, 16383, 2))
+        leader = self.cluster.leader()
+        self.assertEqual(master[1], leader.resp_port)
+        self.assertIn(b"cluster_state:ok", c.execute_command("CLUSTER", "INFO"))
+        nodes = c.execute_command("CLUSTER", "NODES")
+        nodes = nodes.decode() if isinstance(nodes, bytes) else str(nodes)
+        self.assertEqual(nodes.count("master"), 1)
+        self.assertIn("myself", nodes)
+        rc = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", node.resp_port)])
+        try:
+            self.assertTrue(rc.set("rc:a", "1"))
+            self.assertEqual(rc.get("rc:a"), b"1")
+        finally:
+            rc.close()
+        if REDIS_CLI is not None:
+            self.assertEqual(cli(self.cluster.nodes[1].resp_port, "-c", "set", "rc:b", "2"), "OK")
+            self.assertEqual(cli(self.cluster.nodes[2].resp_port, "-c", "get", "rc:b"), "2")
+
     def test_flushall(self) -> None:
         c = self.cluster.nodes[0].client()
         c.mset({f"flush:{i}": i for i in range(100)})

@@ -21,12 +21,16 @@ from eraft_twisted.kv.store import glob_to_regex
 class DictStore:
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
+        self.meta: dict[bytes, bytes | None] = {}
 
     def get_record(self, key: bytes) -> bytes | None:
         return self.data.get(key)
 
     def clear_all(self) -> None:
         self.data.clear()
+
+    def stage_meta(self, name: bytes, value: bytes | None) -> None:
+        self.meta[name] = value
 
 
 class StateMachineTests(unittest.TestCase):
@@ -111,6 +115,14 @@ class StateMachineTests(unittest.TestCase):
         self.assertEqual(self.store.data, {})
         result, writes = self.sm.apply(b"\xc1garbage")
         self.assertEqual((result, writes), ({"err": "ERR malformed operation"}, []))
+        # Right opcode, wrong arguments: an error reply, not a crashed apply.
+        result, writes = self.sm.apply(encode_op(Op.SET, 0, b"k"))
+        self.assertEqual((result, writes), ({"err": "ERR malformed operation"}, []))
+
+    def test_member_announcement(self) -> None:
+        self.assertEqual(self.apply(Op.MEMBER, 0, 2, "127.0.0.1:6381"), OK)
+        self.assertEqual(self.sm.resp_addresses, {2: "127.0.0.1:6381"})
+        self.assertEqual(self.store.meta, {b"resp:2": b"127.0.0.1:6381"})
 
 
 class HelpersTests(unittest.TestCase):

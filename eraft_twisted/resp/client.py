@@ -1,0 +1,133 @@
+"""A small pipelining RESP2 client on Twisted, for talking to other nodes
+(the router forwarding commands, a shard group pulling a slot range).
+
+Replies are parsed by hiredis; error replies come back as
+:class:`ReplyError` failures carrying Redis's text (``MOVED 3999 h:p``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import hiredis
+from twisted.internet import defer
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
+
+from .encoder import encode
+
+
+class ReplyError(Exception):
+    """An error reply from the server; ``str(e)`` is its text."""
+
+    @property
+    def code(self) -> str:
+        return str(self).split(" ", 1)[0]
+
+
+class ConnectionGone(Exception):
+    """The connection closed before the reply arrived."""
+
+
+class RespClientProtocol(Protocol):
+    """Sends commands, fires their Deferreds in order as replies arrive."""
+
+    def __init__(self) -> None:
+        self._reader = hiredis.Reader(replyError=ReplyError, notEnoughData=Ellipsis)
+        self._waiting: deque[defer.Deferred[Any]] = deque()
+        self.connected_ = False
+        self.lost: defer.Deferred[None] = defer.Deferred()
+
+    def connectionMade(self) -> None:
+        self.connected_ = True
+
+    def call(self, *args: bytes | str | int) -> defer.Deferred[Any]:
+        """Send one command; fires with its reply or fails with ReplyError."""
+        if not self.connected_ or self.transport is None:
+            return defer.fail(ConnectionGone("not connected"))
+        argv = [a if isinstance(a, bytes) else str(a).encode() for a in args]
+        d: defer.Deferred[Any] = defer.Deferred()
+        self._waiting.append(d)
+        self.transport.write(encode(argv, 2))
+        return d
+
+    def dataReceived(self, data: bytes) -> None:
+        self._reader.feed(data)
+        while True:
+            try:
+                reply = self._reader.gets()
+            except hiredis.ProtocolError as e:
+                self._fail_all(ConnectionGone(f"protocol error from server: {e}"))
+                if self.transport is not None:
+                    self.transport.loseConnection()
+                return
+            if reply is Ellipsis:
+                return
+            if not self._waiting:
+                continue
+            d = self._waiting.popleft()
+            if isinstance(reply, ReplyError):
+                d.errback(reply)
+            else:
+                d.callback(reply)
+
+    def _fail_all(self, error: Exception) -> None:
+        waiting, self._waiting = self._waiting, deque()
+        for d in waiting:
+            d.errback(error)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.connected_ = False
+        self._fail_all(ConnectionGone(f"connection lost: {reason.getErrorMessage()}"))
+        self.lost.callback(None)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+
+class RespClientPool:
+    """One lazily opened connection per ``host:port``, reopened when lost."""
+
+    def __init__(self, reactor: Any, timeout: float = 5.0) -> None:
+        self.reactor = reactor
+        self.timeout = timeout
+        self._conns: dict[str, RespClientProtocol] = {}
+        self._waiters: dict[str, list[defer.Deferred[RespClientProtocol]]] = {}
+
+    def _get(self, address: str) -> defer.Deferred[RespClientProtocol]:
+        conn = self._conns.get(address)
+        if conn is not None and conn.connected_:
+            return defer.succeed(conn)
+        d: defer.Deferred[RespClientProtocol] = defer.Deferred()
+        if address in self._waiters:  # a connection attempt is under way
+            self._waiters[address].append(d)
+            return d
+        self._waiters[address] = [d]
+        host, _, port = address.rpartition(":")
+        endpoint = TCP4ClientEndpoint(self.reactor, host, int(port), timeout=self.timeout)
+
+        def connected(proto: RespClientProtocol) -> None:
+            self._conns[address] = proto
+            proto.lost.addCallback(lambda _: self._conns.pop(address, None))
+            for w in self._waiters.pop(address, []):
+                w.callback(proto)
+
+        def failed(f: Failure) -> None:
+            for w in self._waiters.pop(address, []):
+                w.errback(f)
+
+        connectProtocol(endpoint, RespClientProtocol()).addCallbacks(connected, failed)
+        return d
+
+    def call(self, address: str, *args: bytes | str | int) -> defer.Deferred[Any]:
+        """Run one command on the node at ``address``."""
+        d = self._get(address).addCallback(lambda conn: conn.call(*args))
+        return d.addTimeout(self.timeout, self.reactor)
+
+    def close(self) -> None:
+        for conn in list(self._conns.values()):
+            conn.close()
+        self._conns.clear()

@@ -1,0 +1,79 @@
+"""The RESP client against our own RESP server (real sockets on 127.0.0.1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet import defer, reactor, task
+from twisted.internet.error import ConnectionRefusedError
+from twisted.trial import unittest
+
+from eraft_twisted.resp.client import ConnectionGone, ReplyError, RespClientPool
+from eraft_twisted.resp.commands import CommandError, CommandTable, register_connection_commands
+from eraft_twisted.resp.protocol import RespServerFactory
+
+
+class ClientTests(unittest.TestCase):
+    def setUp(self) -> None:
+        data: dict[bytes, bytes] = {}
+        table = CommandTable()
+        register_connection_commands(table)
+
+        def set_(conn: Any, argv: list[bytes]) -> str:
+            data[argv[1]] = argv[2]
+            return "OK"
+
+        def get(conn: Any, argv: list[bytes]) -> Any:
+            if argv[1] == b"moved":
+                raise CommandError("3999 127.0.0.1:1", code="MOVED")
+            d: defer.Deferred[Any] = defer.Deferred()
+            reactor.callLater(0.01, d.callback, data.get(argv[1]))  # type: ignore[attr-defined]
+            return d
+
+        table.register("set", 3, "write", set_)
+        table.register("get", 2, "readonly", get)
+        self.port = reactor.listenTCP(0, RespServerFactory(table), interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.addr = f"127.0.0.1:{self.port.getHost().port}"
+        self.pool = RespClientPool(reactor, timeout=5)
+
+    @defer.inlineCallbacks
+    def tearDown(self) -> Any:
+        self.pool.close()
+        yield self.port.stopListening()
+
+    @defer.inlineCallbacks
+    def test_pipelined_calls_share_one_connection(self) -> Any:
+        results = yield defer.gatherResults(
+            [self.pool.call(self.addr, "SET", f"k{i}", i) for i in range(50)]
+            + [self.pool.call(self.addr, "GET", "k7"), self.pool.call(self.addr, "GET", "none")]
+        )
+        self.assertEqual(results[-2:], [b"7", None])
+        self.assertEqual(len(self.pool._conns), 1)
+
+    @defer.inlineCallbacks
+    def test_error_reply(self) -> Any:
+        try:
+            yield self.pool.call(self.addr, "GET", "moved")
+        except ReplyError as e:
+            self.assertEqual(e.code, "MOVED")
+            self.assertEqual(str(e), "MOVED 3999 127.0.0.1:1")
+        else:
+            self.fail("no error")
+
+    @defer.inlineCallbacks
+    def test_refused(self) -> Any:
+        port = self.port.getHost().port
+        yield self.port.stopListening()
+        self.port = reactor.listenTCP(0, RespServerFactory(CommandTable()), interface="127.0.0.1")  # type: ignore[attr-defined]
+        with self.assertRaises(ConnectionRefusedError):
+            yield self.pool.call(f"127.0.0.1:{port}", "PING")
+
+    @defer.inlineCallbacks
+    def test_connection_lost_fails_waiting_calls(self) -> Any:
+        yield self.pool.call(self.addr, "SET", "a", "1")
+        d = self.pool.call(self.addr, "GET", "a")
+        self.pool.close()
+        with self.assertRaises(ConnectionGone):
+            yield d
+        # Let the server's delayed reply fire before the reactor is checked.
+        yield task.deferLater(reactor, 0.05, lambda: None)

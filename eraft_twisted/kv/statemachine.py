@@ -14,6 +14,8 @@ from typing import Any
 
 import msgpack
 
+from .shards import ShardState, ranges_of
+
 _EXP = struct.Struct(">q")
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -33,6 +35,25 @@ class Op(IntEnum):
     FLUSHALL = 9
     EXPIRE_SWEEP = 10
     MEMBER = 11
+    CONFIG = 12
+    INSTALL = 13
+    INSTALL_DONE = 14
+    RELEASE = 15
+    NOTIFIED = 16
+
+
+# How each client write op carries its keys in its first argument: one
+# key, a list of keys, or a flat list of key/value pairs.
+_KEY_ARGS = {
+    Op.SET: "one",
+    Op.GETDEL: "one",
+    Op.INCRBY: "one",
+    Op.APPEND: "one",
+    Op.EXPIREAT: "one",
+    Op.PERSIST: "one",
+    Op.DEL: "list",
+    Op.MSET: "pairs",
+}
 
 
 class SetCond(IntEnum):
@@ -109,6 +130,8 @@ class KVStateMachine:
         self.store = store
         self.resp_addresses: dict[int, str] = {}
         """Where each member serves RESP, as the members announced it."""
+        self.shards = ShardState()
+        """Which slots this group serves (sharded mode)."""
 
     def apply(self, data: bytes) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
         try:
@@ -118,9 +141,26 @@ class KVStateMachine:
             # Never let a bad entry stop the group; it changes nothing.
             return error("ERR malformed operation"), []
         try:
+            if self.shards.sharded() and op in _KEY_ARGS:
+                refused = self._refuse(Op(op), args)
+                if refused is not None:
+                    return refused, []
             return handler(now, *args)  # type: ignore[no-any-return]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, IndexError):
             return error("ERR malformed operation"), []
+
+    def _refuse(self, op: Op, args: list[Any]) -> dict[str, str] | None:
+        """An error if this group does not serve a key of the operation now.
+
+        Checked at apply time, so it is ordered with the config changes."""
+        kind = _KEY_ARGS[op]
+        first = args[0]
+        keys = [first] if kind == "one" else first if kind == "list" else first[::2]
+        for key in keys:
+            refused = self.shards.check_key(key)
+            if refused is not None:
+                return error(f"{refused[0]} {refused[1]}")
+        return None
 
     def _get(self, key: bytes, now: int) -> bytes | None:
         return live_value(self.store.get_record(key), now)
@@ -225,6 +265,8 @@ class KVStateMachine:
     ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
         writes: list[tuple[bytes, bytes | None]] = []
         for k in keys:
+            if self.shards.check_key(k) is not None:
+                continue  # not ours (any more): its owner expires it
             record = self.store.get_record(k)
             if record is not None and live_value(record, now) is None:
                 writes.append((k, None))
@@ -232,8 +274,13 @@ class KVStateMachine:
 
     def _flushall(self, now: int) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
         # Deleting every key one by one would mean a scan here; the store
-        # clears the whole key range in its writer thread instead.
-        self.store.clear_all()
+        # clears whole slot ranges in its writer thread instead.
+        if not self.shards.sharded():
+            self.store.clear_all()
+            return OK, []
+        served = {s for s in range(16384) if self.shards.check_slot(s) is None}
+        for lo, hi in ranges_of(served):
+            self.store.clear_slots(lo, hi)
         return OK, []
 
     def _member(
@@ -249,3 +296,53 @@ class KVStateMachine:
             int(name.split(b":", 1)[1]): value.decode()
             for name, value in self.store.meta_items(b"resp:")
         }
+
+    # -- sharding ------------------------------------------------------------
+    def _save_shards(self) -> None:
+        self.store.stage_meta(b"shards", msgpack.packb(self.shards.to_dict()))
+
+    def load_shards(self) -> None:
+        """Reload the sharding state from the replicated state."""
+        for name, value in self.store.meta_items(b"shards"):
+            if name == b"shards":
+                self.shards = ShardState.from_dict(msgpack.unpackb(value, strict_map_key=False))
+                return
+        self.shards = ShardState()
+
+    def _config(self, now: int, group: int, config: dict[str, Any]) -> tuple[Any, list[Any]]:
+        if not self.shards.apply_config(group, config):
+            return 0, []
+        self._save_shards()
+        return 1, []
+
+    def _install(
+        self, now: int, num: int, lo: int, hi: int, first: bool, items: list[bytes]
+    ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+        if not self.shards.chunk_allowed(num, lo, hi):
+            return 0, []
+        if first:
+            # Whatever an older copy left here is replaced by this pull.
+            self.store.clear_slots(lo, hi)
+        writes: list[tuple[bytes, bytes | None]] = [
+            (items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)
+        ]
+        return len(writes), writes
+
+    def _install_done(self, now: int, num: int, lo: int, hi: int) -> tuple[Any, list[Any]]:
+        if not self.shards.install_done(num, lo, hi):
+            return 0, []
+        self._save_shards()
+        return 1, []
+
+    def _release(self, now: int, num: int, lo: int, hi: int) -> tuple[Any, list[Any]]:
+        runs = self.shards.release(num, lo, hi)
+        for run_lo, run_hi in runs:
+            self.store.clear_slots(run_lo, run_hi)
+        if runs:
+            self._save_shards()
+        return len(runs), []
+
+    def _notified(self, now: int, num: int, lo: int, hi: int) -> tuple[Any, list[Any]]:
+        self.shards.notified(num, lo, hi)
+        self._save_shards()
+        return 1, []

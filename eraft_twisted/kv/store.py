@@ -65,14 +65,18 @@ def glob_to_regex(pattern: bytes) -> re.Pattern[bytes]:
     return re.compile(bytes(out) + b"\\Z", re.DOTALL)
 
 
-class _EmptySnapshot:
-    """Stands for the data while a FLUSHALL is under way: nothing."""
+class _ClearedView:
+    """A LevelDB snapshot minus the slot ranges a FLUSHALL or a migration is
+    still deleting in the writer thread: those keys are gone already."""
 
-    def __init__(self, snap: Any) -> None:
+    def __init__(self, snap: Any, cleared: Callable[[bytes], bool]) -> None:
         self._snap = snap
+        self._cleared = cleared
 
     def iterator(self, **kw: Any) -> Any:
-        return iter(())
+        for dbk, rec in self._snap.iterator(**kw):
+            if not self._cleared(layout.user_key(dbk)):
+                yield dbk, rec
 
     def close(self) -> None:
         self._snap.close()
@@ -87,31 +91,42 @@ class KVStore:
         self._staged: dict[bytes, bytes | None] = {}
         self._staged_meta: dict[bytes, bytes | None] = {}
         self._expiry: list[tuple[int, bytes]] = []
-        self._after_clear: dict[bytes, bytes | None] | None = None
-        self._clears = 0
+        self._clearing: list[tuple[int, int]] = []
+        self._after_clear: dict[bytes, bytes | None] = {}
 
     def get_record(self, key: bytes) -> bytes | None:
         """The stored record for ``key`` as of the last applied entry."""
         if key in self._staged:
             return self._staged[key]
-        if self._after_clear is not None:
-            # A FLUSHALL is still being carried out on disk: only what was
-            # written since counts.
+        if self._clearing and self._cleared(key):
+            # Being deleted on disk: only what was written since counts.
             return self._after_clear.get(key)
         return self.storage.get(key)
+
+    def _cleared(self, key: bytes) -> bool:
+        if not self._clearing:
+            return False
+        slot = key_hash_slot(key)
+        return any(lo <= slot <= hi for lo, hi in self._clearing)
 
     def clear_all(self) -> None:
         """FLUSHALL: every key is gone now; the disk catches up in the
         writer thread (no scan on the reactor)."""
-        self._staged = {}
-        self._after_clear = {}
-        self._clears += 1
-        d = self.storage.clear_data()
+        self.clear_slots(0, SLOTS - 1)
+
+    def clear_slots(self, lo: int, hi: int) -> None:
+        """Every key of slots lo..hi is gone now (the disk catches up)."""
+        self._staged = {k: v for k, v in self._staged.items() if not lo <= key_hash_slot(k) <= hi}
+        self._after_clear = {
+            k: v for k, v in self._after_clear.items() if not lo <= key_hash_slot(k) <= hi
+        }
+        self._clearing.append((lo, hi))
+        d = self.storage.clear_data(lo, hi)
 
         def done(result: Any) -> Any:
-            self._clears -= 1
-            if self._clears == 0:
-                self._after_clear = None
+            self._clearing.remove((lo, hi))
+            if not self._clearing:
+                self._after_clear = {}
             return result
 
         d.addBoth(done)
@@ -128,7 +143,7 @@ class KVStore:
     def flush(self, applied_index: int, conf_state: Any = None) -> defer.Deferred[Any]:
         """Persist everything staged together with the applied index."""
         ops = [(layout.data_key(k), v) for k, v in self._staged.items()]
-        if self._after_clear is not None:
+        if self._clearing:
             self._after_clear.update(self._staged)
         ops.extend(self._staged_meta.items())
         self._staged = {}
@@ -156,14 +171,16 @@ class KVStore:
         """A LevelDB snapshot and the not-yet-written applied changes, taken
         at the same instant so together they are the applied state."""
         snap = self.storage.db_snapshot()
-        if self._after_clear is not None:
-            return _EmptySnapshot(snap), dict(self._after_clear)
         overlay = {
             layout.user_key(k): v
             for k, v in self.storage.pending_overlay().items()
             if k.startswith(layout.DATA_PREFIX)
         }
-        return snap, overlay
+        if not self._clearing:
+            return snap, overlay
+        overlay = {k: v for k, v in overlay.items() if not self._cleared(k)}
+        overlay.update(self._after_clear)
+        return _ClearedView(snap, self._cleared), overlay
 
     def scan(
         self, cursor: int, count: int, match: bytes | None, now_ms: int

@@ -108,11 +108,11 @@ class StorageFailed(StorageError):
     """An earlier write failed; what is on disk is unknown, the node must stop."""
 
 
-def _delete_prefix(db: Any, prefix: bytes, chunk: int = INSTALL_CHUNK) -> int:
-    """Delete every key under ``prefix`` in batches of ``chunk``; returns the count."""
+def _delete_range(db: Any, start: bytes, stop: bytes, chunk: int) -> int:
+    """Delete every key in ``[start, stop)`` in batches of ``chunk``."""
     count = 0
     batch = db.write_batch()
-    for key in db.iterator(prefix=prefix, include_value=False):
+    for key in db.iterator(start=start, stop=stop, include_value=False):
         batch.delete(key)
         count += 1
         if count % chunk == 0:
@@ -121,6 +121,11 @@ def _delete_prefix(db: Any, prefix: bytes, chunk: int = INSTALL_CHUNK) -> int:
     if count % chunk:
         batch.write()
     return count
+
+
+def _delete_prefix(db: Any, prefix: bytes, chunk: int = INSTALL_CHUNK) -> int:
+    """Delete every key under ``prefix`` in batches of ``chunk``; returns the count."""
+    return _delete_range(db, prefix, prefix_stop(prefix), chunk)
 
 
 def finish_install(db: Any, sync: bool, chunk: int = INSTALL_CHUNK) -> bool:
@@ -546,11 +551,15 @@ class LevelDBStorage:
         ops.append((log_key(index), encode_entry(Entry(term, index))))
         return self._then(self._submit(ops, False), lambda: self._mem.compact(index))
 
-    def clear_data(self) -> Deferred[int]:
-        """Delete every user key (FLUSHALL), in the writer thread and in
-        bounded batches; ordered with every other write. Fires with the count."""
+    def clear_data(self, slot_lo: int | None = None, slot_hi: int | None = None) -> Deferred[int]:
+        """Delete every user key (FLUSHALL), or those of slots lo..hi, in the
+        writer thread and in bounded batches; ordered with every other write.
+        Fires with the count."""
         chunk = self.install_chunk
-        return self._job(lambda db: _delete_prefix(db, DATA_PREFIX, chunk))
+        if slot_lo is None or slot_hi is None:
+            return self._job(lambda db: _delete_prefix(db, DATA_PREFIX, chunk))
+        start, stop = data_range(slot_lo, slot_hi)
+        return self._job(lambda db: _delete_range(db, start, stop, chunk))
 
     def barrier(self, sync: bool = True) -> Deferred[None]:
         """Fires once every earlier write is done (and, with ``sync``, durable)."""

@@ -1,0 +1,186 @@
+"""Which hash slots a shard group serves, as replicated state of the group.
+
+In sharded mode (``--meta``) a group serves exactly the slots the cluster
+config it has *applied through its own log* gives it, so ownership changes
+are totally ordered with the writes around them. When a config moves
+slots from group A to group B:
+
+- A applies it: the slots are *outgoing* (frozen: no reads, no writes,
+  clients get ``-MOVED`` to B); their data stays until B confirms it has it;
+- B applies it: the slots are *incoming* (clients get ``-TRYAGAIN``); B's
+  leader pulls the frozen data from A in chunks and proposes each chunk
+  through B's log (the first chunk replaces whatever B had in the range),
+  then an ``install done`` entry makes the slots owned;
+- B's leader then tells A, whose leader proposes deleting the range; until
+  A acknowledges, B keeps re-telling (this list is replicated too).
+
+The config number is the fence on every step: a chunk, a done marker or a
+delete for a config other than the one recorded is ignored. A group
+proposes config N+1 only after its incoming slots of N are installed.
+
+Everything here is deterministic; the I/O lives in ``kv/migration.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..hashslot import key_hash_slot
+
+SLOTS = 16384
+
+
+def ranges_of(slots: dict[int, Any] | set[int]) -> list[tuple[int, int]]:
+    """Contiguous ``(lo, hi)`` runs of the given slots (of equal value for a dict)."""
+    out: list[tuple[int, int]] = []
+    keys = sorted(slots)
+    values = slots if isinstance(slots, dict) else None
+    for s in keys:
+        if out and out[-1][1] == s - 1 and (values is None or values[s] == values[out[-1][0]]):
+            out[-1] = (out[-1][0], s)
+        else:
+            out.append((s, s))
+    return out
+
+
+def owner_map(ranges: list[list[int]] | list[tuple[int, int, int]]) -> list[int]:
+    """Slot -> owning group id (0 = unowned) from ``(lo, hi, group)`` ranges."""
+    owners = [0] * SLOTS
+    for lo, hi, gid in ranges:
+        for s in range(lo, hi + 1):
+            owners[s] = gid
+    return owners
+
+
+@dataclass
+class ShardState:
+    """The replicated sharding state of one group."""
+
+    group: int = 0
+    num: int = 0
+    owners: list[int] = field(default_factory=lambda: [0] * SLOTS)
+    groups: dict[int, list[str]] = field(default_factory=dict)
+    incoming: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """slot -> (from group, config num): ours, data not installed yet."""
+    outgoing: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """slot -> (to group, config num): not ours, data kept until confirmed."""
+    notify: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """slot -> (from group, config num): installed; the old owner must be
+    told it may delete."""
+
+    # -- queries ---------------------------------------------------------
+    def sharded(self) -> bool:
+        return self.group != 0
+
+    def check_key(self, key: bytes) -> tuple[str, str] | None:
+        """None if this group serves ``key`` now, else (code, message)."""
+        if not self.sharded():
+            return None
+        slot = key_hash_slot(key)
+        return self.check_slot(slot)
+
+    def check_slot(self, slot: int) -> tuple[str, str] | None:
+        if not self.sharded():
+            return None
+        if slot in self.incoming:
+            return "TRYAGAIN", "slot is being migrated to this group; retry shortly"
+        owner = self.owners[slot]
+        if owner == self.group:
+            return None
+        servers = self.groups.get(owner) or []
+        if not servers:
+            return "CLUSTERDOWN", f"hash slot {slot} is not served by any group"
+        return "MOVED", f"{slot} {servers[0]}"
+
+    # -- transitions (deterministic, applied through the log) -------------
+    def apply_config(self, group: int, config: dict[str, Any]) -> bool:
+        """Move to ``config`` if it is the next one; False if ignored."""
+        num = int(config["num"])
+        if self.group and group != self.group:
+            return False
+        if num != self.num + 1 or self.incoming:
+            return False
+        new_owners = owner_map(config["ranges"])
+        for s in range(SLOTS):
+            old, new = self.owners[s], new_owners[s]
+            if new == group and old != group:
+                self.outgoing.pop(s, None)  # our stale copy gets replaced by the pull
+                if old != 0:  # a slot nobody owned has no data to fetch
+                    self.incoming[s] = (old, num)
+            elif old == group and new != group:
+                self.outgoing[s] = (new, num)
+        self.group = group
+        self.num = num
+        self.owners = new_owners
+        self.groups = {int(g): list(servers) for g, servers in config["groups"].items()}
+        return True
+
+    def chunk_allowed(self, num: int, lo: int, hi: int) -> bool:
+        """Whether an installed chunk for slots lo..hi of config ``num`` applies."""
+        return all(self.incoming.get(s, (0, -1))[1] == num for s in range(lo, hi + 1))
+
+    def install_done(self, num: int, lo: int, hi: int) -> bool:
+        if not self.chunk_allowed(num, lo, hi):
+            return False
+        for s in range(lo, hi + 1):
+            src, n = self.incoming.pop(s)
+            self.notify[s] = (src, n)
+        return True
+
+    def notified(self, num: int, lo: int, hi: int) -> None:
+        for s in range(lo, hi + 1):
+            if self.notify.get(s, (0, -1))[1] == num:
+                del self.notify[s]
+
+    def release(self, num: int, lo: int, hi: int) -> list[tuple[int, int]]:
+        """The new owner has slots lo..hi of config ``num``: the slot runs
+        whose data to delete here (only those still outgoing for ``num``)."""
+        gone = {s for s in range(lo, hi + 1) if self.outgoing.get(s, (0, -1))[1] == num}
+        for s in gone:
+            del self.outgoing[s]
+        return ranges_of(gone)
+
+    def frozen_for(self, num: int, lo: int, hi: int) -> bool:
+        """Whether this group has handed over slots lo..hi as of config ``num``
+        (applied it, and not owning them now): safe to read them for a pull."""
+        if self.num < num:
+            return False
+        return all(self.owners[s] != self.group for s in range(lo, hi + 1)) or all(
+            self.outgoing.get(s, (0, -1))[1] == num for s in range(lo, hi + 1)
+        )
+
+    # -- persistence -------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "num": self.num,
+            "ranges": _owner_ranges(self.owners),
+            "groups": {str(g): s for g, s in self.groups.items()},
+            "incoming": [[s, *v] for s, v in self.incoming.items()],
+            "outgoing": [[s, *v] for s, v in self.outgoing.items()],
+            "notify": [[s, *v] for s, v in self.notify.items()],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ShardState:
+        st = cls(group=d["group"], num=d["num"], owners=owner_map(d["ranges"]))
+        st.groups = {int(g): list(s) for g, s in d["groups"].items()}
+        st.incoming = {s: (a, b) for s, a, b in d["incoming"]}
+        st.outgoing = {s: (a, b) for s, a, b in d["outgoing"]}
+        st.notify = {s: (a, b) for s, a, b in d["notify"]}
+        return st
+
+    def runs(self, table: dict[int, tuple[int, int]]) -> list[tuple[int, int, int, int]]:
+        """``(lo, hi, group, num)`` runs of an incoming/outgoing/notify table."""
+        return [(lo, hi, *table[lo]) for lo, hi in ranges_of(dict(table))]
+
+
+def _owner_ranges(owners: list[int]) -> list[list[int]]:
+    out: list[list[int]] = []
+    for s, g in enumerate(owners):
+        if out and out[-1][2] == g and out[-1][1] == s - 1:
+            out[-1][1] = s
+        else:
+            out.append([s, s, g])
+    return out

@@ -13,6 +13,7 @@ from typing import Any
 
 from twisted.internet import defer
 
+from ..hashslot import key_hash_slot
 from ..node.driver import RaftTimeout, RaftUnavailable
 from ..raft.types import NotLeader, ProposalDropped, RaftError
 from ..resp.commands import CommandError, CommandTable
@@ -39,10 +40,12 @@ def _syntax() -> CommandError:
 class KVCommands:
     """Handlers of the KV commands for one node."""
 
-    def __init__(self, node: Any, store: KVStore, clock: Any) -> None:
+    def __init__(self, node: Any, store: KVStore, clock: Any, sm: Any = None) -> None:
         self.node = node
         self.store = store
         self.clock = clock
+        self.sm = sm
+        """The state machine, whose ``shards`` say which slots we serve."""
 
     def now_ms(self) -> int:
         return int(time.time() * 1000)
@@ -52,8 +55,39 @@ class KVCommands:
         d = self.node.propose(encode_op(op, self.now_ms(), *args))
         return d.addCallbacks(self._result, self._failure)
 
-    def _read(self, fn: Callable[[], Any]) -> defer.Deferred[Any]:
-        return self.node.read(fn).addErrback(self._failure)
+    def _read(
+        self, fn: Callable[[], Any], keys: list[bytes] | tuple[()] = ()
+    ) -> defer.Deferred[Any]:
+        def checked() -> Any:
+            # After the read barrier: ownership as of the state we read.
+            self._check_keys(keys)
+            return fn()
+
+        return self.node.read(checked).addErrback(self._failure)
+
+    def _sharded(self) -> Any:
+        shards = self.sm.shards if self.sm is not None else None
+        return shards if shards is not None and shards.sharded() else None
+
+    def _check_keys(self, keys: list[bytes] | tuple[()]) -> None:
+        shards = self._sharded()
+        if shards is None:
+            return
+        for key in keys:
+            refused = shards.check_key(key)
+            if refused is not None:
+                raise CommandError(refused[1], code=refused[0])
+
+    def _same_slot(self, keys: list[bytes]) -> None:
+        """Redis Cluster's rule for multi-key commands, in sharded mode."""
+        if self._sharded() is not None and len({key_hash_slot(k) for k in keys}) > 1:
+            raise CommandError("Keys in request don't hash to the same slot", code="CROSSSLOT")
+
+    def _served(self) -> Callable[[int], bool] | None:
+        shards = self._sharded()
+        if shards is None:
+            return None
+        return lambda slot: shards.check_slot(slot) is None
 
     @staticmethod
     def _result(result: Any) -> Any:
@@ -117,21 +151,23 @@ class KVCommands:
     # -- reads -----------------------------------------------------------
     def get(self, conn: Any, argv: list[bytes]) -> Any:
         key = argv[1]
-        return self._read(lambda: self.store.get(key, self.now_ms()))
+        return self._read(lambda: self.store.get(key, self.now_ms()), [key])
 
     def mget(self, conn: Any, argv: list[bytes]) -> Any:
         keys = argv[1:]
-        return self._read(lambda: [self.store.get(k, self.now_ms()) for k in keys])
+        self._same_slot(keys)
+        return self._read(lambda: [self.store.get(k, self.now_ms()) for k in keys], keys)
 
     def exists(self, conn: Any, argv: list[bytes]) -> Any:
         keys = argv[1:]
+        self._same_slot(keys)
         return self._read(
-            lambda: sum(1 for k in keys if self.store.get(k, self.now_ms()) is not None)
+            lambda: sum(1 for k in keys if self.store.get(k, self.now_ms()) is not None), keys
         )
 
     def strlen(self, conn: Any, argv: list[bytes]) -> Any:
         key = argv[1]
-        return self._read(lambda: len(self.store.get(key, self.now_ms()) or b""))
+        return self._read(lambda: len(self.store.get(key, self.now_ms()) or b""), [key])
 
     def type(self, conn: Any, argv: list[bytes]) -> Any:
         key = argv[1]
@@ -140,7 +176,7 @@ class KVCommands:
             found = self.store.get(key, self.now_ms()) is not None
             return SimpleString("string" if found else "none")
 
-        return self._read(kind)
+        return self._read(kind, [key])
 
     def _ttl(self, key: bytes, unit: int) -> Any:
         def ttl() -> int:
@@ -154,7 +190,7 @@ class KVCommands:
             left = exp - now
             return (left + unit // 2) // unit if unit > 1 else left
 
-        return self._read(ttl)
+        return self._read(ttl, [key])
 
     def scan(self, conn: Any, argv: list[bytes]) -> Any:
         cursor = _int_arg(argv[1])
@@ -180,7 +216,7 @@ class KVCommands:
             i += 2
 
         def run() -> defer.Deferred[Any]:
-            d = self.store.scan(cursor, count, match, self.now_ms())
+            d = self.store.scan(cursor, count, match, self.now_ms(), self._served())
             return d.addCallback(lambda r: [str(r[0]).encode(), r[1]])
 
         return self._read(lambda: None).addCallback(lambda _: run())
@@ -188,11 +224,13 @@ class KVCommands:
     def keys(self, conn: Any, argv: list[bytes]) -> Any:
         pattern = argv[1]
         return self._read(lambda: None).addCallback(
-            lambda _: self.store.keys(pattern, self.now_ms())
+            lambda _: self.store.keys(pattern, self.now_ms(), self._served())
         )
 
     def dbsize(self, conn: Any, argv: list[bytes]) -> Any:
-        return self._read(lambda: None).addCallback(lambda _: self.store.count(self.now_ms()))
+        return self._read(lambda: None).addCallback(
+            lambda _: self.store.count(self.now_ms(), self._served())
+        )
 
     # -- writes ----------------------------------------------------------
     def set(self, conn: Any, argv: list[bytes]) -> Any:
@@ -249,9 +287,11 @@ class KVCommands:
     def mset(self, conn: Any, argv: list[bytes]) -> Any:
         if len(argv) % 2 == 0:
             raise CommandError("wrong number of arguments for 'mset' command")
+        self._same_slot(argv[1::2])
         return self._write(Op.MSET, argv[1:])
 
     def delete(self, conn: Any, argv: list[bytes]) -> Any:
+        self._same_slot(argv[1:])
         return self._write(Op.DEL, argv[1:])
 
     def _incrby(self, key: bytes, delta: int) -> Any:

@@ -8,7 +8,16 @@ from typing import Any
 
 from .. import __version__
 
-SECTIONS = ("server", "clients", "persistence", "stats", "replication", "raft", "keyspace")
+SECTIONS = (
+    "server",
+    "clients",
+    "persistence",
+    "stats",
+    "replication",
+    "raft",
+    "sharding",
+    "keyspace",
+)
 
 
 def _fmt(section: str, fields: list[tuple[str, Any]]) -> str:
@@ -114,6 +123,30 @@ class InfoBuilder:
 
     def _raft(self, _: Any) -> list[tuple[str, Any]]:
         return raft_fields(self.server.node.raw.status(), self.server.addresses())
+
+    def _sharding(self, _: Any) -> list[tuple[str, Any]]:
+        shards = self.server.app.sm.shards
+        if not shards.sharded():
+            return [("shard_mode", "single-group")]
+
+        def runs(table: dict[int, tuple[int, int]]) -> str:
+            return ",".join(f"{lo}-{hi}:g{g}@{n}" for lo, hi, g, n in shards.runs(table))
+
+        fields: list[tuple[str, Any]] = [
+            ("shard_mode", "sharded"),
+            ("shard_group", shards.group),
+            ("shard_config", shards.num),
+            ("shard_slots_served", sum(1 for s in range(16384) if shards.check_slot(s) is None)),
+            ("shard_incoming", runs(shards.incoming)),
+            ("shard_outgoing", runs(shards.outgoing)),
+            ("shard_release_pending", runs(shards.notify)),
+        ]
+        driver = self.server.shard_driver
+        for (num, lo, hi), p in sorted((driver.progress if driver else {}).items()):
+            fields.append(
+                (f"migration_{lo}_{hi}", f"config={num},keys={p['keys']},bytes={p['bytes']}")
+            )
+        return fields
 
     def _keyspace(self, keys: int | None) -> list[tuple[str, Any]] | None:
         if not keys:

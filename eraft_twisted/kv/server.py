@@ -16,10 +16,12 @@ from ..node.driver import RaftNode
 from ..raft.confchange import decode_conf_change
 from ..raft.core import Config
 from ..raft.types import NONE, ConfChangeType, ConfState
+from ..resp.client import RespClientPool
 from ..resp.commands import CommandError, CommandTable, register_connection_commands
 from ..resp.encoder import SimpleString, Verbatim
 from ..resp.protocol import RespServerFactory
 from ..rpc.commands import ChangeMembership
+from ..rpc.metaclient import AMPMetaClient
 from ..rpc.transport import PeerServerFactory, PeerTransport, parse_address
 from ..storage.leveldb import LevelDBStorage, StorageError
 from .admin import RaftAdmin
@@ -27,6 +29,8 @@ from .app import KVApplication
 from .cluster import ClusterCommands, Shard, ShardNode, node_name
 from .commands import KVCommands
 from .info import InfoBuilder, raft_fields
+from .migration import MigrationCommands, ShardDriver
+from .shards import ranges_of
 from .statemachine import Op, encode_op
 from .store import KVStore
 
@@ -58,6 +62,8 @@ class KVServer(MultiService):
         group: str = "kv-1",
         snapshot_entries: int = 10_000,
         join: bool = False,
+        meta: list[str] | None = None,
+        group_id: int = 1,
     ) -> None:
         super().__init__()
         if reactor is None:
@@ -77,6 +83,9 @@ class KVServer(MultiService):
         self.group = group
         self.snapshot_entries = snapshot_entries
         self.join = join
+        self.meta = meta or []
+        self.group_id = group_id
+        self.shard_driver: ShardDriver | None = None
         self._joined = False
         self._announcing = False
         self.app: Any = None
@@ -100,6 +109,8 @@ class KVServer(MultiService):
             group=f"kv-{options['group']}",
             snapshot_entries=options["snapshot-entries"],
             join=bool(options["join"]),
+            meta=options["meta"] or [],
+            group_id=options["group"],
         )
 
     def addresses(self) -> dict[int, str]:
@@ -110,17 +121,68 @@ class KVServer(MultiService):
             known.update(self.app.addresses)
         return known
 
-    def _topology(self) -> tuple[list[Shard], str]:
-        """This group as one shard owning every slot (single-group mode)."""
-        raw = self.node.raw
+    def _member_resp(self) -> dict[int, str]:
         resp = dict(self.app.sm.resp_addresses)
         resp[self.node_id] = self.resp_address
-        nodes = [
+        return resp
+
+    def _servers(self) -> list[str] | None:
+        """Every member's RESP address, once all of them announced it."""
+        resp = self._member_resp()
+        members = self.node.raw.conf.members()
+        if any(nid not in resp for nid in members):
+            return None
+        return [resp[nid] for nid in members]
+
+    def _topology(self) -> tuple[list[Shard], str]:
+        """The shards as clients should see them: this group alone owning
+        every slot, or, in sharded mode, every group of the applied config."""
+        raw = self.node.raw
+        resp = self._member_resp()
+        mine = [
             ShardNode(node_name(self.group, nid), resp[nid], nid == raw.leader)
             for nid in raw.conf.members()
             if nid in resp
         ]
-        return [Shard([(0, 16383)], nodes)], node_name(self.group, self.node_id)
+        me = node_name(self.group, self.node_id)
+        shards = self.app.sm.shards
+        if not shards.sharded():
+            return [Shard([(0, 16383)], mine)], me
+        out = []
+        for gid, servers in sorted(shards.groups.items()):
+            owned = {s for s in range(16384) if shards.owners[s] == gid}
+            if gid == shards.group:
+                nodes = mine
+            else:
+                nodes = [
+                    ShardNode(node_name(f"kv-{gid}", i), addr, i == 0)
+                    for i, addr in enumerate(servers)
+                ]
+            out.append(Shard(ranges_of(owned), nodes))
+        return out, me
+
+    def _start_sharding(self, table: CommandTable) -> None:
+        """Sharded mode: serve only what the applied config gives us."""
+        shards = self.app.sm.shards
+        if not shards.sharded():
+            # Deterministic on every member (same --group): nothing is
+            # served until the first config is applied through the log.
+            shards.group = self.group_id
+        self.pool = RespClientPool(self.reactor, timeout=self.timeout)
+        self.meta_client = AMPMetaClient(self.reactor, self.meta, timeout=self.timeout)
+        self.shard_driver = ShardDriver(
+            self.node,
+            self.app.sm,
+            self.group_id,
+            self.meta_client,
+            self.pool,
+            self._servers,
+            self.commands.now_ms,
+        )
+        MigrationCommands(
+            self.node, self.app.sm, self.storage, self.reactor, self.commands.now_ms
+        ).register(table)
+        TimerService(0.5, self.shard_driver.step).setServiceParent(self)
 
     def _announce(self) -> defer.Deferred[Any] | None:
         """Record our RESP address in the replicated state (for CLUSTER
@@ -222,7 +284,7 @@ class KVServer(MultiService):
         self.node.on_member_address.append(transport.add_peer)
         self.node.on_conf_change.append(self._conf_changed)
         app.on_addresses.append(self._addresses_changed)
-        self.commands = KVCommands(self.node, self.store, reactor)
+        self.commands = KVCommands(self.node, self.store, reactor, app.sm)
         self.info = InfoBuilder(self)
 
         table = CommandTable()
@@ -244,6 +306,8 @@ class KVServer(MultiService):
         strports.service(tcp_endpoint(self.resp_address), self.resp_factory).setServiceParent(self)
         TimerService(1.0, self._sweep).setServiceParent(self)
         TimerService(1.0, self._announce).setServiceParent(self)
+        if self.meta:
+            self._start_sharding(table)
         if self.join and self.storage.is_new:
             TimerService(1.0, self._ask_to_join).setServiceParent(self)
         log.info(
@@ -272,6 +336,9 @@ class KVServer(MultiService):
     @defer.inlineCallbacks
     def stopService(self) -> Any:
         yield super().stopService()
+        if self.shard_driver is not None:
+            self.pool.close()
+            self.meta_client.close()
         if self.storage is not None:
             yield self.storage.close()
 

@@ -144,11 +144,9 @@ class ShardState:
     def frozen_for(self, num: int, lo: int, hi: int) -> bool:
         """Whether this group has handed over slots lo..hi as of config ``num``
         (applied it, and not owning them now): safe to read them for a pull."""
-        if self.num < num:
-            return False
-        return all(self.owners[s] != self.group for s in range(lo, hi + 1)) or all(
-            self.outgoing.get(s, (0, -1))[1] == num for s in range(lo, hi + 1)
-        )
+        # Exactly while the range is outgoing for that config is its data
+        # here and unchanging.
+        return all(self.outgoing.get(s, (0, -1))[1] == num for s in range(lo, hi + 1))
 
     # -- persistence -------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

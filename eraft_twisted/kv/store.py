@@ -183,7 +183,12 @@ class KVStore:
         return _ClearedView(snap, self._cleared), overlay
 
     def scan(
-        self, cursor: int, count: int, match: bytes | None, now_ms: int
+        self,
+        cursor: int,
+        count: int,
+        match: bytes | None,
+        now_ms: int,
+        served: Callable[[int], bool] | None = None,
     ) -> defer.Deferred[tuple[int, list[bytes]]]:
         """SCAN by hash slot: returns (next cursor, keys); cursor 0 = done.
 
@@ -197,7 +202,8 @@ class KVStore:
             keys: list[bytes] = []
             slot = cursor
             while slot < SLOTS:
-                keys.extend(self._slot_keys(snap, overlay, slot, slot, now_ms, regex))
+                if served is None or served(slot):
+                    keys.extend(self._slot_keys(snap, overlay, slot, slot, now_ms, regex))
                 slot += 1
                 if len(keys) >= count:
                     break
@@ -205,19 +211,24 @@ class KVStore:
 
         return self._in_thread(work, snap)
 
-    def keys(self, match: bytes | None, now_ms: int) -> defer.Deferred[list[bytes]]:
-        """Every live key matching ``match``, in a thread."""
+    def keys(
+        self, match: bytes | None, now_ms: int, served: Callable[[int], bool] | None = None
+    ) -> defer.Deferred[list[bytes]]:
+        """Every live key matching ``match`` (in served slots), in a thread."""
         snap, overlay = self._view()
         regex = glob_to_regex(match) if match and match != b"*" else None
         return self._in_thread(
-            lambda: self._slot_keys(snap, overlay, 0, SLOTS - 1, now_ms, regex), snap
+            lambda: self._slot_keys(snap, overlay, 0, SLOTS - 1, now_ms, regex, served), snap
         )
 
-    def count(self, now_ms: int) -> defer.Deferred[int]:
-        """Number of live keys, in a thread."""
+    def count(
+        self, now_ms: int, served: Callable[[int], bool] | None = None
+    ) -> defer.Deferred[int]:
+        """Number of live keys (in served slots), in a thread."""
         snap, overlay = self._view()
         return self._in_thread(
-            lambda: len(self._slot_keys(snap, overlay, 0, SLOTS - 1, now_ms, None)), snap
+            lambda: len(self._slot_keys(snap, overlay, 0, SLOTS - 1, now_ms, None, served)),
+            snap,
         )
 
     def track_expiry(self, writes: list[tuple[bytes, bytes | None]]) -> None:
@@ -272,6 +283,7 @@ class KVStore:
         hi: int,
         now_ms: int | None,
         regex: re.Pattern[bytes] | None,
+        served: Callable[[int], bool] | None = None,
     ) -> list[bytes]:
         start, stop = layout.data_range(lo, hi)
         result: list[bytes] = []
@@ -279,12 +291,15 @@ class KVStore:
             k = layout.user_key(dbk)
             if k in overlay:
                 continue
+            if served is not None and not served(layout.slot_of(dbk)):
+                continue
             if now_ms is not None and live_value(rec, now_ms) is None:
                 continue
             if regex is None or regex.match(k):
                 result.append(k)
         for k, rec in overlay.items():
-            if rec is None or not lo <= key_hash_slot(k) <= hi:
+            slot = key_hash_slot(k)
+            if rec is None or not lo <= slot <= hi or (served is not None and not served(slot)):
                 continue
             if now_ms is not None and live_value(rec, now_ms) is None:
                 continue

@@ -109,3 +109,24 @@ class TransferLeader(amp.Command):
     arguments = [(b"target", amp.Integer())]
     response = [(b"leader", amp.Integer())]
     errors = {NotLeaderError: b"NOT_LEADER", ProposalFailed: b"PROPOSAL_FAILED"}
+
+
+class MetaError(Exception):
+    """The meta group refused a request (bad input, unknown group...)."""
+
+
+class MetaQuery(amp.Command):
+    """Config ``num`` (-1: the latest) from the meta group, as msgpack; empty
+    if there is no such config yet."""
+
+    arguments = [(b"num", amp.Integer())]
+    response = [(b"config", ChunkedBytes())]
+    errors = {MetaError: b"META_ERROR", ProposalFailed: b"PROPOSAL_FAILED"}
+
+
+class MetaJoin(amp.Command):
+    """Register a shard group's servers (client-facing RESP addresses)."""
+
+    arguments = [(b"group", amp.Integer()), (b"servers", amp.ListOf(amp.Unicode()))]
+    response = [(b"num", amp.Integer())]
+    errors = {MetaError: b"META_ERROR", ProposalFailed: b"PROPOSAL_FAILED"}

@@ -1,0 +1,235 @@
+"""The I/O side of sharding: follow the meta group's configs and move data.
+
+A :class:`ShardDriver` runs on every node of a group in sharded mode and
+acts only on the leader, each second: register the group with the meta
+group, propose the next config once the previous one's incoming slots are
+installed, pull incoming slot ranges from their old owner in chunks (each
+chunk proposed through this group's log), mark them done, and tell the old
+owner it may delete its copy. All of it is re-driven from the replicated
+:class:`~eraft_twisted.kv.shards.ShardState`, so a new leader picks up
+where a crashed one stopped.
+
+Proposals here go only through this node as leader (never forwarded): an
+old leader must not keep feeding chunks after a new one started over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any, Protocol
+
+from twisted.internet import defer, threads
+from twisted.logger import Logger
+
+from ..raft.types import RaftError
+from ..resp.client import RespClientPool
+from ..resp.commands import CommandError
+from ..resp.encoder import SimpleString
+from .commands import KVCommands
+from .statemachine import Op, encode_op
+
+log = Logger()
+
+CHUNK_ITEMS = 1000
+
+
+class MetaClient(Protocol):
+    """What a kv group needs from the meta group."""
+
+    def query(self, num: int) -> defer.Deferred[dict[str, Any] | None]:
+        """Config ``num`` (-1: latest) as a dict, or None if it does not exist yet."""
+        ...
+
+    def join(self, group: int, servers: list[str]) -> defer.Deferred[Any]:
+        """Register (or update) this group's servers."""
+        ...
+
+
+class ShardDriver:
+    """Keeps one group's slots in step with the meta group's configs."""
+
+    def __init__(
+        self,
+        node: Any,
+        sm: Any,
+        group: int,
+        meta: MetaClient,
+        pool: RespClientPool,
+        servers: Callable[[], list[str] | None],
+        now_ms: Callable[[], int],
+    ) -> None:
+        self.node = node
+        self.sm = sm
+        self.group = group
+        self.meta = meta
+        self.pool = pool
+        self.servers = servers
+        self.now_ms = now_ms
+        self.registered: list[str] | None = None
+        self._busy: set[Any] = set()
+        self.progress: dict[tuple[int, int, int], dict[str, int]] = {}
+        """(num, lo, hi) -> keys/bytes copied so far, for INFO."""
+
+    # -- the periodic step -------------------------------------------------
+    def step(self) -> None:
+        """Start whatever work is due; each kind runs at most once at a time."""
+        if not self.node.is_leader:
+            return
+        shards = self.sm.shards
+        self._once("register", self._register)
+        if not shards.incoming:
+            self._once("config", self._next_config)
+        for lo, hi, src, num in shards.runs(shards.incoming):
+            self._once(("pull", num, lo, hi), partial(self._pull, num, lo, hi, src))
+        for lo, hi, src, num in shards.runs(shards.notify):
+            self._once(("release", num, lo, hi), partial(self._release, num, lo, hi, src))
+
+    def _once(self, key: Any, fn: Callable[[], defer.Deferred[Any] | None]) -> None:
+        if key in self._busy:
+            return
+        self._busy.add(key)
+        d = defer.maybeDeferred(fn)
+        d.addErrback(lambda f: log.info("shard step {k} will retry: {e}", k=key, e=f.value))
+        d.addBoth(lambda _: self._busy.discard(key))
+
+    def _propose(self, op: Op, *args: Any) -> defer.Deferred[Any]:
+        if not self.node.is_leader:
+            return defer.fail(RaftError("no longer the leader"))
+        return self.node.propose_local(encode_op(op, self.now_ms(), *args))
+
+    # -- steps -------------------------------------------------------------
+    @defer.inlineCallbacks
+    def _register(self) -> Any:
+        servers = self.servers()
+        if servers is None or servers == self.registered:
+            return
+        latest = yield self.meta.query(-1)
+        current = (latest or {}).get("groups", {}).get(str(self.group))
+        if current is None or sorted(current) != sorted(servers):
+            yield self.meta.join(self.group, servers)
+            log.info("registered group {g} with the meta group: {s}", g=self.group, s=servers)
+        self.registered = servers
+
+    @defer.inlineCallbacks
+    def _next_config(self) -> Any:
+        num = self.sm.shards.num + 1
+        config = yield self.meta.query(num)
+        if config is None or self.sm.shards.num + 1 != num:
+            return
+        applied = yield self._propose(Op.CONFIG, self.group, config)
+        if applied:
+            log.info("group {g} now at config {n}", g=self.group, n=num)
+
+    def _source(self, src: int, attempt: int) -> str:
+        servers = self.sm.shards.groups.get(src) or []
+        if not servers:
+            raise RaftError(f"group {src} has no servers in the config")
+        return str(servers[attempt % len(servers)])
+
+    @defer.inlineCallbacks
+    def _pull(self, num: int, lo: int, hi: int, src: int) -> Any:
+        cursor = b""
+        first = True
+        stats = self.progress.setdefault((num, lo, hi), {"keys": 0, "bytes": 0})
+        attempt = 0
+        log.info(
+            "pulling slots {lo}-{hi} of config {n} from group {src}", lo=lo, hi=hi, n=num, src=src
+        )
+        while True:
+            try:
+                reply = yield self.pool.call(
+                    self._source(src, attempt),
+                    "ERAFT.MIGRATE.PULL",
+                    num,
+                    lo,
+                    hi,
+                    cursor,
+                    CHUNK_ITEMS,
+                )
+            except Exception:
+                attempt += 1
+                if attempt > 3 * len(self.sm.shards.groups.get(src) or [1]):
+                    raise
+                continue
+            cursor, items = reply[0], reply[1]
+            yield self._propose(Op.INSTALL, num, lo, hi, first, items)
+            first = False
+            stats["keys"] += len(items) // 2
+            stats["bytes"] += sum(len(x) for x in items)
+            if not cursor:
+                break
+        yield self._propose(Op.INSTALL_DONE, num, lo, hi)
+        self.progress.pop((num, lo, hi), None)
+        log.info(
+            "slots {lo}-{hi} of config {n} installed: {k} keys",
+            lo=lo,
+            hi=hi,
+            n=num,
+            k=stats["keys"],
+        )
+
+    @defer.inlineCallbacks
+    def _release(self, num: int, lo: int, hi: int, src: int) -> Any:
+        yield self.pool.call(self._source(src, 0), "ERAFT.MIGRATE.RELEASE", num, lo, hi)
+        yield self._propose(Op.NOTIFIED, num, lo, hi)
+
+
+class MigrationCommands:
+    """The source side: ERAFT.MIGRATE.PULL and ERAFT.MIGRATE.RELEASE (internal)."""
+
+    def __init__(self, node: Any, sm: Any, storage: Any, reactor: Any, now_ms: Callable[[], int]):
+        self.node = node
+        self.sm = sm
+        self.storage = storage
+        self.reactor = reactor
+        self.now_ms = now_ms
+
+    def register(self, table: Any) -> None:
+        table.register("eraft.migrate.pull", 6, ["admin"], self.pull, 0, 0, 0)
+        table.register("eraft.migrate.release", 4, ["admin"], self.release, 0, 0, 0)
+
+    @staticmethod
+    def _ints(argv: list[bytes]) -> list[int]:
+        try:
+            return [int(a) for a in argv]
+        except ValueError:
+            raise CommandError("value is not an integer or out of range") from None
+
+    def pull(self, conn: Any, argv: list[bytes]) -> defer.Deferred[Any]:
+        """``num lo hi cursor count``: up to ``count`` items of slots lo..hi
+        after key ``cursor``, once this group has handed them over at
+        config ``num``; replies ``[next cursor or "", [key, record, ...]]``."""
+        num, lo, hi = self._ints(argv[1:4])
+        cursor = argv[4] or None
+        (count,) = self._ints(argv[5:6])
+
+        def check() -> None:
+            if not self.sm.shards.frozen_for(num, lo, hi):
+                raise CommandError(
+                    f"slots {lo}-{hi} are not handed over at config {num} here yet",
+                    code="TRYAGAIN",
+                )
+
+        def read(_: Any) -> Any:
+            def chunk() -> list[Any]:
+                items = list(self.storage.scan(lo, hi, start_after=cursor, count=count))
+                flat = [x for kv in items for x in kv]
+                nxt = items[-1][0] if len(items) == count else b""
+                return [nxt, flat]
+
+            if getattr(self.storage, "synchronous", False):
+                return chunk()
+            return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), chunk)
+
+        d = self.node.read(check)
+        # Every applied write of the range is on disk before we scan it.
+        d.addCallback(lambda _: self.storage.barrier(sync=False))
+        d.addCallback(read)
+        return d.addErrback(KVCommands._failure)
+
+    def release(self, conn: Any, argv: list[bytes]) -> defer.Deferred[Any]:
+        """``num lo hi``: the new owner has the range; delete our copy."""
+        num, lo, hi = self._ints(argv[1:4])
+        d = self.node.propose(encode_op(Op.RELEASE, self.now_ms(), num, lo, hi))
+        return d.addCallbacks(lambda _: SimpleString("OK"), KVCommands._failure)

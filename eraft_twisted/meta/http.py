@@ -1,0 +1,197 @@
+"""The meta group's HTTP admin API (twisted.web, JSON).
+
+=========================  ==================================================
+``GET /config``            the latest config
+``GET /config/<n>``        config ``n`` (404 if there is none)
+``POST /join``             ``{"group": 1, "servers": ["host:port", ...]}``
+``POST /leave``            ``{"group": 1}``
+``POST /move``             ``{"lo": 0, "hi": 99, "group": 2}``
+``POST /rebalance``        (no body)
+``GET /status``            this node's raft role, term, leader and members
+=========================  ==================================================
+
+Writes go through :meth:`RaftNode.propose` (a follower forwards them to the
+leader), reads through :meth:`RaftNode.read` (linearizable on any node).
+Errors are ``{"error": message}`` with 400 (bad input), 404 (unknown config
+or path), 405 (wrong method), 409 (conflict, e.g. unknown group) or 503 (no
+leader, no quorum, timeout).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from ..node.driver import RaftTimeout, RaftUnavailable
+from ..raft.types import NONE
+from .api import MetaAPI, MetaNode
+from .app import MetaApplication
+from .config import MetaError
+
+log = Logger()
+
+MAX_BODY = 64 * 1024
+
+
+class HTTPError(Exception):
+    """An error answered with ``status`` and ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+def node_status(node: MetaNode, addresses: dict[int, str]) -> dict[str, Any]:
+    """This node's raft state as plain data (``GET /status``)."""
+    if node.raw is None:
+        raise HTTPError(503, "raft node not started")
+    st = node.raw.status()
+    leader = st["leader"]
+    voters, learners = set(st["voters"]), set(st["learners"])
+    members = []
+    for nid in sorted(voters | learners):
+        member: dict[str, Any] = {
+            "id": nid,
+            "addr": addresses.get(nid, ""),
+            "role": "voter" if nid in voters else "learner",
+        }
+        pr = st["progress"].get(nid)
+        if pr is not None:
+            member["match"] = pr["match"]
+            member["lag"] = max(0, st["last_index"] - pr["match"])
+        members.append(member)
+    return {
+        "id": st["id"],
+        "role": st["role"],
+        "term": st["term"],
+        "leader": None if leader == NONE else leader,
+        "leader_addr": addresses.get(leader, "") if leader != NONE else "",
+        "commit_index": st["commit_index"],
+        "applied_index": st["applied_index"],
+        "members": members,
+    }
+
+
+def _json_body(request: Request) -> dict[str, Any]:
+    assert request.content is not None
+    raw = request.content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise HTTPError(413, f"request body over {MAX_BODY} bytes")
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise HTTPError(400, f"request body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise HTTPError(400, "request body must be a JSON object")
+    return body
+
+
+def _field(body: dict[str, Any], name: str) -> Any:
+    if name not in body:
+        raise HTTPError(400, f"missing field {name!r}")
+    return body[name]
+
+
+class AdminAPI(Resource):
+    """The root resource of the admin site."""
+
+    isLeaf = True
+
+    def __init__(
+        self,
+        node: MetaNode,
+        app: MetaApplication,
+        addresses: Callable[[], dict[int, str]],
+    ) -> None:
+        super().__init__()
+        self.node = node
+        self.api = MetaAPI(node, app)
+        self.addresses = addresses
+
+    # -- routing -------------------------------------------------------------------
+    def render(self, request: Request) -> Any:
+        finished = [False]
+        request.notifyFinish().addBoth(lambda _: finished.__setitem__(0, True))
+        d = defer.maybeDeferred(self._dispatch, request)
+
+        def reply(result: Any) -> None:
+            if not finished[0]:
+                self._write(request, 200, result)
+
+        def failed(f: Failure) -> None:
+            if not finished[0]:
+                status, message, headers = self._describe(f)
+                for k, v in headers.items():
+                    request.setHeader(k, v)
+                self._write(request, status, {"error": message})
+
+        d.addCallbacks(reply, failed)
+        d.addErrback(lambda f: log.failure("writing an admin reply failed", f))
+        return NOT_DONE_YET
+
+    def _dispatch(self, request: Request) -> Any:
+        method = (request.method or b"GET").decode("latin-1")
+        parts = [p.decode("utf-8", "replace") for p in request.postpath or [] if p]
+        if parts == ["config"] or (len(parts) == 2 and parts[0] == "config"):
+            self._allow(method, "GET")
+            num = self._config_num(parts[1]) if len(parts) == 2 else -1
+            return self.api.config(num).addCallback(lambda cfg: cfg.to_dict())
+        if parts == ["status"]:
+            self._allow(method, "GET")
+            return node_status(self.node, self.addresses())
+        if len(parts) == 1 and parts[0] in ("join", "leave", "move", "rebalance"):
+            self._allow(method, "POST")
+            return self._write_op(parts[0], _json_body(request))
+        raise HTTPError(404, f"no such endpoint: {method} /{'/'.join(parts)}")
+
+    @staticmethod
+    def _allow(method: str, allowed: str) -> None:
+        if method != allowed:
+            raise HTTPError(405, f"use {allowed}", {"Allow": allowed})
+
+    @staticmethod
+    def _config_num(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise HTTPError(400, f"config number must be an integer, got {text!r}") from None
+
+    # -- writes ------------------------------------------------------------------------
+    def _write_op(self, name: str, body: dict[str, Any]) -> defer.Deferred[Any]:
+        fields = {"join": ("group", "servers"), "leave": ("group",), "move": ("lo", "hi", "group")}
+        return self.api.submit(name, *(_field(body, f) for f in fields.get(name, ())))
+
+    # -- replies ---------------------------------------------------------------------------
+    @staticmethod
+    def _describe(f: Failure) -> tuple[int, str, dict[str, str]]:
+        e = f.value
+        if isinstance(e, HTTPError):
+            return e.status, str(e), e.headers
+        if isinstance(e, MetaError):
+            return e.status, str(e), {}
+        if isinstance(e, RaftTimeout):
+            return 503, f"timeout: {e}", {}
+        if isinstance(e, RaftUnavailable):
+            return 503, f"unavailable: {e}", {}
+        log.failure("admin request failed", f)
+        return 500, f"internal error: {e.__class__.__name__}: {e}", {}
+
+    @staticmethod
+    def _write(request: Request, status: int, body: Any) -> None:
+        data = json.dumps(body, sort_keys=True).encode() + b"\n"
+        request.setResponseCode(status)
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"content-length", str(len(data)).encode())
+        request.write(data)
+        request.finish()

@@ -16,7 +16,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 
-from .encoder import encode
+from .encoder import SimpleString, encode
 
 
 class ReplyError(Exception):
@@ -31,11 +31,84 @@ class ConnectionGone(Exception):
     """The connection closed before the reply arrived."""
 
 
-class RespClientProtocol(Protocol):
-    """Sends commands, fires their Deferreds in order as replies arrive."""
+class ReplyParser:
+    """Incremental RESP2 reply parser that keeps status replies apart from
+    bulk strings (``+OK`` -> SimpleString), which hiredis does not; used
+    where replies are passed on to another client unchanged."""
 
     def __init__(self) -> None:
-        self._reader = hiredis.Reader(replyError=ReplyError, notEnoughData=Ellipsis)
+        self._buf = bytearray()
+        self._pos = 0
+
+    def feed(self, data: bytes) -> None:
+        if self._pos > 65536 and self._pos * 2 > len(self._buf):
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    def gets(self) -> Any:
+        """The next complete reply, or Ellipsis if more data is needed."""
+        start = self._pos
+        try:
+            value = self._parse()
+        except _Incomplete:
+            self._pos = start
+            return Ellipsis
+        return value
+
+    def _line(self) -> bytes:
+        end = self._buf.find(b"\r\n", self._pos)
+        if end < 0:
+            raise _Incomplete
+        line = bytes(self._buf[self._pos : end])
+        self._pos = end + 2
+        return line
+
+    def _parse(self) -> Any:
+        line = self._line()
+        if not line:
+            raise hiredis.ProtocolError("empty reply line")
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return SimpleString(rest.decode("utf-8", "replace"))
+        if kind == b"-":
+            return ReplyError(rest.decode("utf-8", "replace"))
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            if len(self._buf) < self._pos + n + 2:
+                raise _Incomplete
+            value = bytes(self._buf[self._pos : self._pos + n])
+            self._pos += n + 2
+            return value
+        if kind == b"*":
+            n = int(rest)
+            if n < 0:
+                return None
+            return [self._parse() for _ in range(n)]
+        raise hiredis.ProtocolError(f"unexpected reply type {kind!r}")
+
+
+class _Incomplete(Exception):
+    pass
+
+
+class RespClientProtocol(Protocol):
+    """Sends commands, fires their Deferreds in order as replies arrive.
+
+    With ``keep_status`` replies go through :class:`ReplyParser` (status
+    replies stay SimpleString); otherwise hiredis parses them, faster.
+    """
+
+    def __init__(self, keep_status: bool = False) -> None:
+        self._reader: Any = (
+            ReplyParser()
+            if keep_status
+            else hiredis.Reader(replyError=ReplyError, notEnoughData=Ellipsis)
+        )
         self._waiting: deque[defer.Deferred[Any]] = deque()
         self.connected_ = False
         self.lost: defer.Deferred[None] = defer.Deferred()
@@ -91,9 +164,10 @@ class RespClientProtocol(Protocol):
 class RespClientPool:
     """One lazily opened connection per ``host:port``, reopened when lost."""
 
-    def __init__(self, reactor: Any, timeout: float = 5.0) -> None:
+    def __init__(self, reactor: Any, timeout: float = 5.0, keep_status: bool = False) -> None:
         self.reactor = reactor
         self.timeout = timeout
+        self.keep_status = keep_status
         self._conns: dict[str, RespClientProtocol] = {}
         self._waiters: dict[str, list[defer.Deferred[RespClientProtocol]]] = {}
 
@@ -119,7 +193,8 @@ class RespClientPool:
             for w in self._waiters.pop(address, []):
                 w.errback(f)
 
-        connectProtocol(endpoint, RespClientProtocol()).addCallbacks(connected, failed)
+        proto = RespClientProtocol(self.keep_status)
+        connectProtocol(endpoint, proto).addCallbacks(connected, failed)
         return d
 
     def call(self, address: str, *args: bytes | str | int) -> defer.Deferred[Any]:

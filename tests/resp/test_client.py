@@ -77,3 +77,23 @@ class ClientTests(unittest.TestCase):
             yield d
         # Let the server's delayed reply fire before the reactor is checked.
         yield task.deferLater(reactor, 0.05, lambda: None)
+
+
+class ReplyParserTests(unittest.TestCase):
+    def test_every_reply_type_split_anywhere(self) -> None:
+        from eraft_twisted.resp.client import ReplyParser
+        from eraft_twisted.resp.encoder import SimpleString
+
+        wire = b"+OK\r\n-ERR no\r\n:42\r\n$3\r\nabc\r\n$-1\r\n*2\r\n$1\r\nx\r\n*1\r\n:1\r\n*-1\r\n"
+        for cut in range(len(wire) + 1):
+            p = ReplyParser()
+            out: list[object] = []
+            for part in (wire[:cut], wire[cut:]):
+                p.feed(part)
+                while (r := p.gets()) is not Ellipsis:
+                    out.append(r)
+            self.assertEqual(len(out), 7, cut)
+            self.assertIsInstance(out[0], SimpleString)
+            self.assertEqual(out[0], "OK")
+            self.assertIsInstance(out[1], ReplyError)
+            self.assertEqual(out[2:], [42, b"abc", None, [b"x", [1]], None])

@@ -1,0 +1,282 @@
+"""``eraftkdb``: a stateless RESP router in front of many shard groups.
+
+It caches the meta group's latest config, sends each command to a server
+of the group owning its key's hash slot, follows ``-MOVED`` (refreshing
+the config) and ``-TRYAGAIN`` (a slot mid-migration) itself, and fans
+multi-key commands out by slot, merging the replies. Clients see one
+plain Redis server.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ..hashslot import key_hash_slot
+from ..kv.shards import owner_map
+from ..resp.client import ReplyError, RespClientPool
+from ..resp.commands import CommandError, CommandTable
+from ..resp.encoder import SimpleString, Verbatim
+
+log = Logger()
+
+SLOTS = 16384
+MAX_REDIRECTS = 16
+
+# Commands routed by their first argument, with their Redis arity.
+SINGLE_KEY = {
+    "get": 2, "set": -3, "setnx": 3, "getset": 3, "getdel": 2, "incr": 2, "decr": 2,
+    "incrby": 3, "decrby": 3, "append": 3, "strlen": 2, "type": 2, "expire": -3,
+    "pexpire": -3, "expireat": -3, "pexpireat": -3, "ttl": 2, "pttl": 2, "persist": 2,
+}  # fmt: skip
+READONLY = {"get", "strlen", "type", "ttl", "pttl"}
+
+
+class Router:
+    """Routes commands by hash slot to the shard groups of the latest config."""
+
+    def __init__(self, reactor: Any, meta: Any, timeout: float = 5.0) -> None:
+        self.reactor = reactor
+        self.meta = meta
+        self.timeout = timeout
+        self.pool = RespClientPool(reactor, timeout=timeout, keep_status=True)
+        self.config: dict[str, Any] | None = None
+        self.owners: list[int] = [0] * SLOTS
+        self.preferred: dict[int, int] = {}
+        self._refreshing: defer.Deferred[Any] | None = None
+        self._waiting: list[defer.Deferred[Any]] = []
+
+    # -- config ------------------------------------------------------------
+    def refresh(self) -> defer.Deferred[Any]:
+        """Fetch the latest config (one fetch at a time)."""
+        if self._refreshing is not None:
+            d: defer.Deferred[Any] = defer.Deferred()
+            self._waiting.append(d)
+            return d
+
+        def got(config: dict[str, Any] | None) -> None:
+            if config is not None and (self.config is None or config["num"] >= self.config["num"]):
+                self.config = config
+                self.owners = owner_map(config["ranges"])
+
+        def done(result: Any) -> Any:
+            self._refreshing = None
+            waiting, self._waiting = self._waiting, []
+            for w in waiting:
+                w.callback(None)
+            return result
+
+        self._refreshing = self.meta.query(-1).addCallback(got).addBoth(done)
+        return self._refreshing
+
+    def groups(self) -> dict[int, list[str]]:
+        if self.config is None:
+            return {}
+        return {int(g): list(s) for g, s in self.config["groups"].items()}
+
+    def _server(self, group: int, bump: bool = False) -> str:
+        servers = self.groups().get(group) or []
+        if not servers:
+            raise CommandError(f"no servers for group {group}", code="CLUSTERDOWN")
+        i = self.preferred.get(group, 0) + (1 if bump else 0)
+        self.preferred[group] = i % len(servers)
+        return servers[i % len(servers)]
+
+    # -- sending -----------------------------------------------------------
+    @defer.inlineCallbacks
+    def call_slot(self, slot: int, argv: list[bytes]) -> Any:
+        """Run ``argv`` on the group owning ``slot``, following redirections."""
+        if self.config is None:
+            yield self.refresh()
+        address: str | None = None
+        failures = 0
+        for attempt in range(MAX_REDIRECTS):
+            group = self.owners[slot]
+            if group == 0:
+                yield self.refresh()
+                group = self.owners[slot]
+                if group == 0:
+                    raise CommandError(f"hash slot {slot} is not served", code="CLUSTERDOWN")
+            target = address or self._server(group)
+            address = None
+            try:
+                reply = yield self.pool.call(target, *argv)
+                return reply
+            except ReplyError as e:
+                code = e.code
+                if code == "MOVED":
+                    address = str(e).split()[2]
+                    self.refresh()
+                    continue
+                if code in ("TRYAGAIN", "CLUSTERDOWN", "TIMEOUT") and attempt < MAX_REDIRECTS - 1:
+                    yield task.deferLater(self.reactor, 0.05 * (attempt + 1), lambda: None)
+                    if code != "TRYAGAIN":
+                        yield self.refresh()
+                    continue
+                raise CommandError(str(e).partition(" ")[2], code=code) from None
+            except CommandError:
+                raise
+            except Exception as e:  # connection refused or lost, timeout
+                failures += 1
+                self._server(group, bump=True)
+                if failures > 3:
+                    raise CommandError(f"group {group} unreachable: {e}", code="CLUSTERDOWN") from e
+        raise CommandError("too many redirections", code="CLUSTERDOWN")
+
+    def call_key(self, key: bytes, argv: list[bytes]) -> defer.Deferred[Any]:
+        return self.call_slot(key_hash_slot(key), argv)
+
+    def by_slot(self, keys: list[bytes]) -> dict[int, list[int]]:
+        """Key positions grouped by hash slot."""
+        out: dict[int, list[int]] = defaultdict(list)
+        for i, k in enumerate(keys):
+            out[key_hash_slot(k)].append(i)
+        return out
+
+    def all_groups(self, argv: list[bytes]) -> defer.Deferred[list[Any]]:
+        """Run ``argv`` once on every group."""
+
+        @defer.inlineCallbacks
+        def run() -> Any:
+            if self.config is None:
+                yield self.refresh()
+            calls = []
+            for gid in sorted(self.groups()):
+                slot = next((s for s in range(SLOTS) if self.owners[s] == gid), None)
+                if slot is not None:
+                    calls.append(self.call_slot(slot, argv))
+            results = yield _gather(calls)
+            return results
+
+        return run()
+
+
+class RouterCommands:
+    """The command table of the router."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    def register(self, table: CommandTable) -> None:
+        r = table.register
+        for name, arity in SINGLE_KEY.items():
+            flags = ["readonly"] if name in READONLY else ["write"]
+            r(name, arity, flags, self.single)
+        r("mget", -2, ["readonly"], self.mget, 1, -1, 1)
+        r("mset", -3, ["write"], self.mset, 1, -1, 2)
+        r("del", -2, ["write"], self.count_keys, 1, -1, 1)
+        r("unlink", -2, ["write"], self.count_keys, 1, -1, 1)
+        r("exists", -2, ["readonly"], self.count_keys, 1, -1, 1)
+        r("scan", -2, ["readonly"], self.scan, 0, 0, 0)
+        r("keys", 2, ["readonly"], self.keys, 0, 0, 0)
+        r("dbsize", 1, ["readonly"], self.dbsize, 0, 0, 0)
+        r("flushall", -1, ["write"], self.flushall, 0, 0, 0)
+        r("info", -1, ["readonly"], self.info, 0, 0, 0)
+
+    def single(self, conn: Any, argv: list[bytes]) -> Any:
+        return self.router.call_key(argv[1], argv)
+
+    def mget(self, conn: Any, argv: list[bytes]) -> Any:
+        keys = argv[1:]
+        groups = self.router.by_slot(keys)
+        calls = [
+            self.router.call_slot(slot, [b"MGET"] + [keys[i] for i in idx])
+            for slot, idx in groups.items()
+        ]
+
+        def merge(results: list[list[Any]]) -> list[Any]:
+            out: list[Any] = [None] * len(keys)
+            for (_, idx), values in zip(groups.items(), results, strict=True):
+                for i, v in zip(idx, values, strict=True):
+                    out[i] = v
+            return out
+
+        return _gather(calls).addCallback(merge)
+
+    def mset(self, conn: Any, argv: list[bytes]) -> Any:
+        if len(argv) % 2 == 0:
+            raise CommandError("wrong number of arguments for 'mset' command")
+        keys = argv[1::2]
+        groups = self.router.by_slot(keys)
+        calls = []
+        for slot, idx in groups.items():
+            cmd = [b"MSET"]
+            for i in idx:
+                cmd += [argv[1 + 2 * i], argv[2 + 2 * i]]
+            calls.append(self.router.call_slot(slot, cmd))
+        return _gather(calls).addCallback(lambda _: SimpleString("OK"))
+
+    def count_keys(self, conn: Any, argv: list[bytes]) -> Any:
+        keys = argv[1:]
+        calls = [
+            self.router.call_slot(slot, [argv[0]] + [keys[i] for i in idx])
+            for slot, idx in self.router.by_slot(keys).items()
+        ]
+        return _gather(calls).addCallback(sum)
+
+    @defer.inlineCallbacks
+    def scan(self, conn: Any, argv: list[bytes]) -> Any:
+        """The cursor is ``group index * 16385 + that group's slot cursor``."""
+        try:
+            cursor = int(argv[1])
+        except ValueError:
+            raise CommandError("invalid cursor") from None
+        if self.router.config is None:
+            yield self.router.refresh()
+        gids = sorted(g for g in self.router.groups() if g in set(self.router.owners))
+        gi, inner = divmod(cursor, SLOTS + 1)
+        if cursor < 0 or gi >= max(1, len(gids)):
+            raise CommandError("invalid cursor")
+        if not gids:
+            return [b"0", []]
+        slot = self.router.owners.index(gids[gi])
+        reply = yield self.router.call_slot(slot, [b"SCAN", str(inner).encode(), *argv[2:]])
+        nxt = int(reply[0])
+        if nxt == 0:
+            gi, nxt = gi + 1, 0
+            if gi >= len(gids):
+                return [b"0", reply[1]]
+        return [str(gi * (SLOTS + 1) + nxt).encode(), reply[1]]
+
+    def keys(self, conn: Any, argv: list[bytes]) -> Any:
+        return self.router.all_groups(argv).addCallback(lambda rs: [k for r in rs for k in r])
+
+    def dbsize(self, conn: Any, argv: list[bytes]) -> Any:
+        return self.router.all_groups(argv).addCallback(sum)
+
+    def flushall(self, conn: Any, argv: list[bytes]) -> Any:
+        return self.router.all_groups(argv).addCallback(lambda _: SimpleString("OK"))
+
+    def info(self, conn: Any, argv: list[bytes]) -> Any:
+        config = self.router.config or {}
+        groups = self.router.groups()
+        lines = [
+            "# Server",
+            "redis_version:7.2.0",
+            "redis_mode:standalone",
+            "executable:twistd eraftkdb",
+            "",
+            "# Cluster",
+            f"config_num:{config.get('num', 0)}",
+            f"groups:{len(groups)}",
+        ]
+        for gid, servers in sorted(groups.items()):
+            slots = sum(1 for o in self.router.owners if o == gid)
+            lines.append(f"group{gid}:servers={','.join(servers)},slots={slots}")
+        return Verbatim("\r\n".join(lines) + "\r\n")
+
+
+def _gather(calls: list[defer.Deferred[Any]]) -> defer.Deferred[list[Any]]:
+    """All results in order; the first failure (e.g. a CommandError) wins."""
+    d = defer.gatherResults(calls, consumeErrors=True)
+
+    def first_failure(f: Failure) -> Failure:
+        err = f.value
+        assert isinstance(err, defer.FirstError)
+        return err.subFailure
+
+    return d.addErrback(first_failure)

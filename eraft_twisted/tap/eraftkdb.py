@@ -1,0 +1,46 @@
+"""``twistd eraftkdb``: the stateless RESP router in front of the shard groups."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from twisted.application.service import IService
+
+from ..rpc.transport import parse_address
+from .options import BaseOptions, ConfigError, parse_peers
+
+
+class Options(BaseOptions):
+    """Options of ``twistd eraftkdb``."""
+
+    command_name = "eraftkdb"
+    synopsis = "--meta A,B,C [--listen HOST:PORT] [--config FILE]"
+    optParameters = [
+        ["listen", None, "127.0.0.1:12306", "host:port to serve the Redis protocol on."],
+        ["meta", None, None, "Comma-separated host:port of the meta group's peer ports."],
+        ["timeout", None, "5", "Seconds before a request fails."],
+        ["config", None, None, "Read options from this file (command line wins)."],
+    ]
+
+    def postOptions(self) -> None:
+        try:
+            self.apply_config_file()
+            if not self["meta"]:
+                raise ConfigError("--meta is required (the meta group's peer addresses)")
+            self["meta"] = parse_peers(self["meta"])
+            try:
+                parse_address(self["listen"])
+            except ValueError as e:
+                raise ConfigError(f"--listen: {e}") from e
+            self["timeout"] = self.int_option("timeout", 1, 3600)
+        except ConfigError as e:
+            sys.stderr.write(f"{self.command_name}: error: {e}\n")
+            raise SystemExit(2) from e
+
+
+def makeService(options: Any) -> IService:
+    """Build (but do not start) the router."""
+    from ..kdb.server import RouterServer
+
+    return RouterServer.from_options(options)

@@ -1,0 +1,146 @@
+"""A whole sharded deployment as real processes: meta group, kv groups, router."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from typing import Any
+
+import redis
+
+from tests.procs import TWISTD, Cluster, Node, free_ports, twistd_env
+
+
+class Proc:
+    """A twistd process with its own log."""
+
+    def __init__(self, argv: list[str], log_path: str, cwd: str) -> None:
+        self.argv = argv
+        self.log_path = log_path
+        self.cwd = cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [TWISTD, "-n", "--pidfile=", "--logfile", self.log_path, *self.argv],
+            env=twistd_env(), cwd=self.cwd,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Deployment:
+    """3 meta nodes, ``groups`` kv groups of 3, one router, in a temp dir."""
+
+    def __init__(self, base: str | None = None) -> None:
+        self.dir = base or tempfile.mkdtemp(prefix="eraft-sharded-")
+        ports = free_ports(7)
+        self.meta_peers = [f"127.0.0.1:{p}" for p in ports[:3]]
+        self.meta_admin = [f"127.0.0.1:{p}" for p in ports[3:6]]
+        self.router_port = ports[6]
+        self.meta = [
+            Proc(["eraftmeta", "--id", str(i), "--data", os.path.join(self.dir, f"meta{i}"),
+                  "--peers", ",".join(self.meta_peers), "--admin", self.meta_admin[i],
+                  "--tick-ms", "50"],
+                 os.path.join(self.dir, f"meta{i}.log"), self.dir)
+            for i in range(3)
+        ]
+        self.groups: dict[int, Cluster] = {}
+        self.router = Proc(
+            ["eraftkdb", "--listen", f"127.0.0.1:{self.router_port}",
+             "--meta", ",".join(self.meta_peers)],
+            os.path.join(self.dir, "router.log"), self.dir,
+        )
+
+    def start_meta(self) -> None:
+        for p in self.meta:
+            p.start()
+        self.wait(lambda: self.admin("GET", "/config") is not None, "meta group up")
+
+    def start_group(self, gid: int) -> Cluster:
+        base = os.path.join(self.dir, f"group{gid}")
+        os.makedirs(base)
+        cluster = Cluster(3, extra=["--tick-ms", "50", "--meta", ",".join(self.meta_peers),
+                                    "--group", str(gid)], base=base)
+        self.groups[gid] = cluster
+        cluster.start()
+        return cluster
+
+    def start_router(self) -> None:
+        self.router.start()
+        self.wait(lambda: self.client().ping(), "router up")
+
+    def client(self, timeout: float = 10.0) -> redis.Redis:
+        return redis.Redis(port=self.router_port, socket_timeout=timeout,
+                           socket_connect_timeout=timeout)
+
+    def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """Call the meta HTTP API on any node that answers."""
+        for addr in self.meta_admin:
+            req = urllib.request.Request(
+                f"http://{addr}{path}", method=method,
+                data=json.dumps(body).encode() if body is not None else None,
+                headers={"Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    return json.loads(r.read())
+            except OSError:
+                continue
+        return None
+
+    def info(self, node: Node, section: str) -> dict[str, str]:
+        text = node.client().info(section)
+        return {k: str(v) for k, v in text.items()}
+
+    def settled(self, num: int) -> bool:
+        """Every group applied config ``num`` and has nothing in flight."""
+        for cluster in self.groups.values():
+            leader = cluster.leader()
+            info = self.info(leader, "sharding")
+            if int(info.get("shard_config", 0)) < num:
+                return False
+            if info.get("shard_incoming") or info.get("shard_release_pending"):
+                return False
+        return True
+
+    @staticmethod
+    def wait(predicate: Any, what: str, timeout: float = 60.0) -> None:
+        deadline = time.time() + timeout
+        last: Exception | None = None
+        while time.time() < deadline:
+            try:
+                if predicate():
+                    return
+            except Exception as e:  # not up yet
+                last = e
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what} ({last})")
+
+    def stop(self) -> None:
+        self.router.stop()
+        for cluster in self.groups.values():
+            cluster.stop()
+        for p in self.meta:
+            p.stop()
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -32,6 +32,7 @@ from ..raft.types import (
     Message,
     MessageType,
     NotLeader,
+    ProposalDropped,
     RaftError,
     Ready,
     Role,
@@ -40,6 +41,7 @@ from ..raft.types import (
 from ..rpc.codec import decode_result, encode_result
 from ..rpc.commands import (
     ChangeMembership,
+    LeaderUnreachable,
     NotLeaderError,
     ProposalFailed,
     TransferLeader,
@@ -59,6 +61,10 @@ class RaftUnavailable(Exception):
 
 class RaftTimeout(RaftUnavailable):
     """The request was not confirmed in time; a write may or may not apply."""
+
+
+class ProposalLost(RaftUnavailable):
+    """Another leader's entry took the proposal's place: it never applies."""
 
 
 class Application(Protocol):
@@ -285,16 +291,29 @@ class RaftNode(Service):
             if self._stopped or self.raw is None:
                 raise RaftUnavailable("node is shutting down")
             if self.is_leader:
-                d = self.propose_local(data)
+                try:
+                    d = self.propose_local(data)
+                except ProposalDropped:  # e.g. a leadership transfer: not appended
+                    yield self._sleep(self.tick_interval)
+                    continue
                 return (yield d)
             leader = self.leader
             if leader != NONE and self.transport is not None:
                 try:
                     result = yield self.transport.forward_propose(leader, data)
-                except Exception as e:
-                    log.debug("forward to {leader} failed: {e}", leader=leader, e=e)
+                except (NotLeaderError, LeaderUnreachable) as e:
+                    # Certainly not in the log: safe to try again.
+                    log.debug("forward to {leader} refused: {e}", leader=leader, e=e)
                     yield self._sleep(self.tick_interval)
                     continue
+                except Exception as e:
+                    # The leader may have appended it; sending it again could
+                    # apply it twice, so the outcome is unknown to the client.
+                    raise RaftTimeout(
+                        f"write forwarded to node {leader} failed ({e}); "
+                        "it may or may not have been applied",
+                        leader,
+                    ) from e
                 return decode_result(result)
             yield self._wait_leader()
 
@@ -314,11 +333,13 @@ class RaftNode(Service):
             return defer.fail(NotLeaderError(str(self.leader)))
         try:
             d = self.propose_local(data)
-        except RaftError as e:
-            return defer.fail(ProposalFailed(str(e)))
+        except RaftError as e:  # not appended: the follower may retry
+            return defer.fail(NotLeaderError(str(e)))
         d = self._with_timeout(d, "write")
 
         def failed(f: Any) -> bytes:
+            if f.check(ProposalLost):
+                raise NotLeaderError(str(f.value))
             raise ProposalFailed(str(f.value))
 
         return d.addCallbacks(encode_result, failed)
@@ -542,7 +563,7 @@ class RaftNode(Service):
             if d.called:
                 continue  # timed out already
             if term != e.term:
-                d.errback(RaftUnavailable("leadership changed before the write committed"))
+                d.errback(ProposalLost("leadership changed before the write committed"))
             else:
                 d.callback(result)
         # Anything proposed at or below the applied index and not matched is lost.
@@ -550,7 +571,7 @@ class RaftNode(Service):
         for idx in [i for i in self._pending if i <= last]:
             _, d = self._pending.pop(idx)
             if not d.called:
-                d.errback(RaftUnavailable("leadership changed before the write committed"))
+                d.errback(ProposalLost("leadership changed before the write committed"))
 
     def _soft_state_changed(self, leader: int, role: Role) -> None:
         log.info(

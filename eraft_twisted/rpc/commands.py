@@ -42,6 +42,10 @@ class NotLeaderError(Exception):
     """Raised remotely when a forwarded proposal reached a non-leader."""
 
 
+class LeaderUnreachable(Exception):
+    """The forward was not even sent: no link to the leader."""
+
+
 class ProposalFailed(Exception):
     """Raised remotely when a forwarded proposal did not commit."""
 

@@ -20,6 +20,7 @@ from ..raft.types import Message
 from .codec import decode_messages, encode_messages
 from .commands import (
     ChangeMembership,
+    LeaderUnreachable,
     NotLeaderError,
     ProposalFailed,
     Propose,
@@ -244,7 +245,7 @@ class PeerTransport(MultiService):
         """Ask member ``nid`` (the leader) to propose ``data``."""
         link = self.links.get(nid)
         if link is None or link.proto is None:
-            return defer.fail(ProposalFailed(f"leader {nid} is unreachable"))
+            return defer.fail(LeaderUnreachable(f"leader {nid} is unreachable"))
         d = link.proto.callRemote(Propose, data=data)
         return d.addCallback(lambda r: r["result"])
 

@@ -15,6 +15,7 @@ from eraft_twisted.node.driver import RaftNode, RaftTimeout, RaftUnavailable
 from eraft_twisted.raft.core import Config
 from eraft_twisted.raft.types import ConfState, Message, Role
 from eraft_twisted.rpc.codec import decode_result, encode_result
+from eraft_twisted.rpc.commands import LeaderUnreachable
 from eraft_twisted.storage.leveldb import LevelDBStorage
 
 
@@ -129,3 +130,39 @@ class DriverTests(unittest.TestCase):
         self.run_for(0.5)
         self.assertEqual(decode_result(self.successResultOf(d)), 41)
         self.assertEqual(decode_result(encode_result({"err": "x"})), {"err": "x"})
+
+    def test_an_ambiguous_forward_is_not_retried(self) -> None:
+        leader = self.leader()
+        follower = next(n for n in self.net.nodes.values() if n is not leader)
+
+        def lossy_forward(to: int, data: bytes) -> defer.Deferred[bytes]:
+            # The leader gets the write, but the answer is lost on the way back.
+            self.net.nodes[to].propose_forwarded(data)
+            return defer.fail(ConnectionError("connection lost"))
+
+        follower.transport.forward_propose = lossy_forward  # type: ignore[union-attr, method-assign]
+        d = follower.propose(encode_op(Op.INCRBY, 0, b"n", 1))
+        self.run_for(1)
+        f = self.failureResultOf(d, RaftTimeout)
+        self.assertIn("may or may not have been applied", str(f.value))
+        # Applied exactly once, never twice.
+        self.assertEqual(self.stores[leader.node_id].get(b"n", 0), b"1")
+
+    def test_a_refused_forward_is_retried(self) -> None:
+        leader = self.leader()
+        follower = next(n for n in self.net.nodes.values() if n is not leader)
+        transport = follower.transport
+        real = transport.forward_propose  # type: ignore[union-attr]
+        calls = []
+
+        def refuse_once(to: int, data: bytes) -> defer.Deferred[bytes]:
+            calls.append(to)
+            if len(calls) == 1:
+                return defer.fail(LeaderUnreachable("no link yet"))
+            return real(to, data)
+
+        transport.forward_propose = refuse_once  # type: ignore[union-attr, method-assign]
+        d = follower.propose(encode_op(Op.INCRBY, 0, b"m", 5))
+        self.run_for(1)
+        self.assertEqual(self.successResultOf(d), 5)
+        self.assertEqual(len(calls), 2)

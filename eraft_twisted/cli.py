@@ -234,6 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("hi", type=int, metavar="HI")
     p.add_argument("group", type=int, metavar="GROUP")
     sub.add_parser("rebalance", parents=[common], help="spread the slots evenly over the groups")
+    sub.add_parser("migrations", parents=[common], help="how far every group is with moving data")
+    for name in ("join", "leave", "move", "rebalance"):
+        sub.choices[name].add_argument(
+            "--no-wait",
+            action="store_true",
+            help="return once the new config is committed, without waiting for the data to move",
+        )
     return parser
 
 
@@ -265,6 +272,9 @@ async def run(args: argparse.Namespace, http: Any = None, out: TextIO | None = N
     elif cmd == "config":
         cfg = await client.request("GET", f"/config/{args.num}")
         emit(cfg, format_config(cfg))
+    elif cmd == "migrations":
+        report = await client.request("GET", "/migrations")
+        emit(report, format_migrations(report))
     else:
         if cmd == "join":
             body: dict[str, Any] = {"group": args.group, "servers": args.servers}
@@ -283,8 +293,56 @@ async def run(args: argparse.Namespace, http: Any = None, out: TextIO | None = N
             what, done = "balanced", "rebalanced"
         result = await client.request("POST", f"/{cmd}", body)
         summary = _change_summary(what if not result.get("changed") else done, result)
+        if result.get("changed") and not args.no_wait:
+            await wait_for_data(client, result["config"]["num"], out, show=not args.json)
         emit(result, summary + "\n\n" + format_config(result["config"]))
     return 0
+
+
+def format_migrations(report: dict[str, Any]) -> str:
+    """A table of every group's progress towards the latest config."""
+    rows = []
+    for g in report["groups"]:
+        if "error" in g:
+            rows.append([g["group"], "?", g["error"], "", ""])
+            continue
+        copying = "; ".join(
+            f"{c['slots']}: {c.get('keys', 0)} keys, {c.get('bytes', 0)} B" for c in g["copying"]
+        )
+        rows.append(
+            [g["group"], g["config"], g["incoming"] or "-", g["release_pending"] or "-",
+             copying or "-"]
+        )  # fmt: skip
+    head = f"latest config {report['num']}; groups still moving data: {report['in_flight']}"
+    return head + "\n\n" + table(["GROUP", "APPLIED", "INCOMING", "TO RELEASE", "COPYING"], rows)
+
+
+async def wait_for_data(client: MetaClient, num: int, out: TextIO, show: bool) -> None:
+    """Poll the groups until every one applied config ``num`` and moved its
+    data, drawing a progress line (keys and bytes copied so far)."""
+    from twisted.internet import reactor, task
+
+    copied: dict[str, tuple[int, int]] = {}
+    while True:
+        report = await client.request("GET", "/migrations")
+        behind = [g for g in report["groups"] if g.get("config", -1) < num]
+        for g in report["groups"]:
+            for c in g.get("copying", []):
+                copied[f"{g['group']}:{c['slots']}"] = (c.get("keys", 0), c.get("bytes", 0))
+        keys = sum(k for k, _ in copied.values())
+        size = sum(b for _, b in copied.values())
+        busy = report["in_flight"]
+        if show:
+            out.write(
+                f"\rmoving data: {busy} group(s) busy, {len(behind)} behind config {num}; "
+                f"{keys} keys, {size} bytes copied   "
+            )
+            out.flush()
+        if not busy and not behind:
+            if show:
+                out.write("\n")
+            return
+        await task.deferLater(reactor, 0.5, lambda: None)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -31,6 +31,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from ..node.driver import RaftTimeout, RaftUnavailable
 from ..raft.types import NONE
+from ..resp.client import RespClientPool
 from .api import MetaAPI, MetaNode
 from .app import MetaApplication
 from .config import MetaError
@@ -102,6 +103,26 @@ def _field(body: dict[str, Any], name: str) -> Any:
     return body[name]
 
 
+def parse_info(text: bytes | str) -> dict[str, str]:
+    """``key:value`` lines of an INFO reply."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    out = {}
+    for line in text.splitlines():
+        if ":" in line and not line.startswith("#"):
+            k, _, v = line.partition(":")
+            out[k.strip()] = v.strip()
+    return out
+
+
+def _kv_pairs(text: str) -> dict[str, Any]:
+    pairs: dict[str, Any] = {}
+    for item in text.split(","):
+        k, _, v = item.partition("=")
+        pairs[k] = int(v) if v.isdigit() else v
+    return pairs
+
+
 class AdminAPI(Resource):
     """The root resource of the admin site."""
 
@@ -117,6 +138,7 @@ class AdminAPI(Resource):
         self.node = node
         self.api = MetaAPI(node, app)
         self.addresses = addresses
+        self._pool: RespClientPool | None = None
 
     # -- routing -------------------------------------------------------------------
     def render(self, request: Request) -> Any:
@@ -149,6 +171,9 @@ class AdminAPI(Resource):
         if parts == ["status"]:
             self._allow(method, "GET")
             return node_status(self.node, self.addresses())
+        if parts == ["migrations"]:
+            self._allow(method, "GET")
+            return self._migrations()
         if len(parts) == 1 and parts[0] in ("join", "leave", "move", "rebalance"):
             self._allow(method, "POST")
             return self._write_op(parts[0], _json_body(request))
@@ -165,6 +190,49 @@ class AdminAPI(Resource):
             return int(text)
         except ValueError:
             raise HTTPError(400, f"config number must be an integer, got {text!r}") from None
+
+    # -- migrations in flight --------------------------------------------------------
+    @defer.inlineCallbacks
+    def _migrations(self) -> Any:
+        """Ask every group of the latest config how far it is (``INFO sharding``)."""
+        cfg = (yield self.api.config(-1)).to_dict()
+        if self._pool is None:
+            from twisted.internet import reactor
+
+            self._pool = RespClientPool(reactor, timeout=3.0)
+        groups = []
+        for gid, servers in sorted(cfg["groups"].items(), key=lambda kv: int(kv[0])):
+            groups.append((yield self._group_progress(int(gid), list(servers))))
+        in_flight = [
+            g for g in groups
+            if g.get("config", -1) < cfg["num"] or g.get("incoming") or g.get("release_pending")
+        ]  # fmt: skip
+        return {"num": cfg["num"], "groups": groups, "in_flight": len(in_flight)}
+
+    @defer.inlineCallbacks
+    def _group_progress(self, gid: int, servers: list[str]) -> Any:
+        assert self._pool is not None
+        for address in servers:
+            try:
+                text = yield self._pool.call(address, "INFO", "sharding")
+            except Exception:
+                continue
+            info = parse_info(text)
+            copies = [
+                {"slots": k[len("migration_") :].replace("_", "-"), **_kv_pairs(v)}
+                for k, v in info.items()
+                if k.startswith("migration_")
+            ]
+            return {
+                "group": gid,
+                "server": address,
+                "config": int(info.get("shard_config", 0)),
+                "incoming": info.get("shard_incoming", ""),
+                "outgoing": info.get("shard_outgoing", ""),
+                "release_pending": info.get("shard_release_pending", ""),
+                "copying": copies,
+            }
+        return {"group": gid, "error": "no server answered"}
 
     # -- writes ------------------------------------------------------------------------
     def _write_op(self, name: str, body: dict[str, Any]) -> defer.Deferred[Any]:

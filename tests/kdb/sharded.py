@@ -28,8 +28,10 @@ class Proc:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [TWISTD, "-n", "--pidfile=", "--logfile", self.log_path, *self.argv],
-            env=twistd_env(), cwd=self.cwd,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=twistd_env(),
+            cwd=self.cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
 
     def stop(self) -> None:
@@ -57,17 +59,36 @@ class Deployment:
         self.meta_admin = [f"127.0.0.1:{p}" for p in ports[3:6]]
         self.router_port = ports[6]
         self.meta = [
-            Proc(["eraftmeta", "--id", str(i), "--data", os.path.join(self.dir, f"meta{i}"),
-                  "--peers", ",".join(self.meta_peers), "--admin", self.meta_admin[i],
-                  "--tick-ms", "50"],
-                 os.path.join(self.dir, f"meta{i}.log"), self.dir)
+            Proc(
+                [
+                    "eraftmeta",
+                    "--id",
+                    str(i),
+                    "--data",
+                    os.path.join(self.dir, f"meta{i}"),
+                    "--peers",
+                    ",".join(self.meta_peers),
+                    "--admin",
+                    self.meta_admin[i],
+                    "--tick-ms",
+                    "50",
+                ],
+                os.path.join(self.dir, f"meta{i}.log"),
+                self.dir,
+            )
             for i in range(3)
         ]
         self.groups: dict[int, Cluster] = {}
         self.router = Proc(
-            ["eraftkdb", "--listen", f"127.0.0.1:{self.router_port}",
-             "--meta", ",".join(self.meta_peers)],
-            os.path.join(self.dir, "router.log"), self.dir,
+            [
+                "eraftkdb",
+                "--listen",
+                f"127.0.0.1:{self.router_port}",
+                "--meta",
+                ",".join(self.meta_peers),
+            ],
+            os.path.join(self.dir, "router.log"),
+            self.dir,
         )
 
     def start_meta(self) -> None:
@@ -78,8 +99,11 @@ class Deployment:
     def start_group(self, gid: int) -> Cluster:
         base = os.path.join(self.dir, f"group{gid}")
         os.makedirs(base)
-        cluster = Cluster(3, extra=["--tick-ms", "50", "--meta", ",".join(self.meta_peers),
-                                    "--group", str(gid)], base=base)
+        cluster = Cluster(
+            3,
+            extra=["--tick-ms", "50", "--meta", ",".join(self.meta_peers), "--group", str(gid)],
+            base=base,
+        )
         self.groups[gid] = cluster
         cluster.start()
         return cluster
@@ -89,14 +113,16 @@ class Deployment:
         self.wait(lambda: self.client().ping(), "router up")
 
     def client(self, timeout: float = 10.0) -> redis.Redis:
-        return redis.Redis(port=self.router_port, socket_timeout=timeout,
-                           socket_connect_timeout=timeout)
+        return redis.Redis(
+            port=self.router_port, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
 
     def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """Call the meta HTTP API on any node that answers."""
         for addr in self.meta_admin:
             req = urllib.request.Request(
-                f"http://{addr}{path}", method=method,
+                f"http://{addr}{path}",
+                method=method,
                 data=json.dumps(body).encode() if body is not None else None,
                 headers={"Content-Type": "application/json"},
             )
@@ -106,6 +132,9 @@ class Deployment:
             except OSError:
                 continue
         return None
+
+    def admin_addrs(self) -> list[str]:
+        return list(self.meta_admin)
 
     def info(self, node: Node, section: str) -> dict[str, str]:
         text = node.client().info(section)

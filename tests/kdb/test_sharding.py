@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import threading
 import time
 
@@ -70,8 +71,9 @@ class ShardingTests(unittest.TestCase):
         c.set("ttl-key", "x", ex=1000)
         self.add_group_and_rebalance()
         # Everything is still there, now spread over both groups.
-        self.assertEqual(c.mget([f"key:{i}" for i in range(300)]),
-                         [str(i).encode() for i in range(300)])
+        self.assertEqual(
+            c.mget([f"key:{i}" for i in range(300)]), [str(i).encode() for i in range(300)]
+        )
         self.assertEqual(c.dbsize(), 301)
         self.assertTrue(900 < c.ttl("ttl-key") <= 1000)
         g1, g2 = self.d.groups[1], self.d.groups[2]
@@ -90,13 +92,52 @@ class ShardingTests(unittest.TestCase):
         with self.assertRaises(redis.exceptions.ClusterCrossSlotError):
             other.mset({"a": 1, "b": 2})
         if REDIS_CLI is not None:
-            out = subprocess.run(
-                [REDIS_CLI, "-c", "-p", str(self.d.groups[3 - owner].nodes[0].resp_port),
-                 "get", key], capture_output=True, timeout=20).stdout.decode().strip()
+            out = (
+                subprocess.run(
+                    [
+                        REDIS_CLI,
+                        "-c",
+                        "-p",
+                        str(self.d.groups[3 - owner].nodes[0].resp_port),
+                        "get",
+                        key,
+                    ],
+                    capture_output=True,
+                    timeout=20,
+                )
+                .stdout.decode()
+                .strip()
+            )
             self.assertEqual(out, "7")
-            out = subprocess.run([REDIS_CLI, "-p", str(self.d.router_port), "get", key],
-                                 capture_output=True, timeout=20).stdout.decode().strip()
+            out = (
+                subprocess.run(
+                    [REDIS_CLI, "-p", str(self.d.router_port), "get", key],
+                    capture_output=True,
+                    timeout=20,
+                )
+                .stdout.decode()
+                .strip()
+            )
             self.assertEqual(out, "7")
+        # eraftctl waits for the data to move, showing what was copied.
+        ctl = [
+            sys.executable,
+            "-m",
+            "eraft_twisted.cli",
+            "--meta",
+            ",".join(f"http://{a}" for a in self.d.admin_addrs()),
+        ]
+        owner_of_0 = self.d.admin("GET", "/config")["ranges"][0][2]
+        out = subprocess.run(
+            [*ctl, "move", "0", "99", str(3 - owner_of_0)], capture_output=True, timeout=60
+        )
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(b"moving data:", out.stdout)
+        self.assertIn(f"slots 0-99 moved to group {3 - owner_of_0}".encode(), out.stdout)
+        out = subprocess.run([*ctl, "migrations"], capture_output=True, timeout=60)
+        self.assertIn(b"groups still moving data: 0", out.stdout)
+        self.assertEqual(c.dbsize(), 301)
+
         from redis.cluster import ClusterNode, RedisCluster
 
         rc = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", g1.nodes[0].resp_port)])
@@ -138,5 +179,6 @@ class ShardingTests(unittest.TestCase):
         num = self.d.admin("GET", "/config")["num"]
         time.sleep(1)
         self.d.wait(lambda: self.d.settled(num), f"config {num} settled", timeout=90)
-        self.assertEqual(c.mget([f"m:{i}" for i in range(2000)]),
-                         [str(i).encode() for i in range(2000)])
+        self.assertEqual(
+            c.mget([f"m:{i}" for i in range(2000)]), [str(i).encode() for i in range(2000)]
+        )

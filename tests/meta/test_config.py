@@ -26,7 +26,7 @@ from eraft_twisted.meta.config import (
 
 
 def servers(gid: int, n: int = 3) -> list[str]:
-    return [f"10.0.{gid}.{i}:7000" for i in range(n)]
+    return [f"127.0.{gid}.{i}:7000" for i in range(n)]
 
 
 def build(*gids: int) -> ClusterConfig:

@@ -325,6 +325,15 @@ async def wait_for_data(client: MetaClient, num: int, out: TextIO, show: bool) -
     copied: dict[str, tuple[int, int]] = {}
     while True:
         report = await client.request("GET", "/migrations")
+        unreachable = [g["group"] for g in report["groups"] if "error" in g]
+        if unreachable:
+            # Nothing to watch there (e.g. a group registered by hand whose
+            # servers are not running yet): say so rather than hang.
+            out.write(
+                f"not waiting for the data to move: group(s) "
+                f"{', '.join(map(str, unreachable))} unreachable\n"
+            )
+            return
         behind = [g for g in report["groups"] if g.get("config", -1) < num]
         for g in report["groups"]:
             for c in g.get("copying", []):

@@ -329,8 +329,8 @@ async def wait_for_data(client: MetaClient, num: int, out: TextIO, show: bool) -
         if unreachable:
             # Nothing to watch there (e.g. a group registered by hand whose
             # servers are not running yet): say so rather than hang.
-            out.write(
-                f"not waiting for the data to move: group(s) "
+            sys.stderr.write(
+                f"eraftctl: not waiting for the data to move: group(s) "
                 f"{', '.join(map(str, unreachable))} unreachable\n"
             )
             return

@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 SECONDS ?= 180
 
-.PHONY: install test lint run bench jepsen clean
+.PHONY: install test lint run bench cluster cluster-stop clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ lint: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/twistd -n --pidfile= eraftkv
+
+cluster: $(STAMP)
+	$(BIN)/python -m eraft_twisted.devcluster start --groups 2
+
+cluster-stop: $(STAMP)
+	$(BIN)/python -m eraft_twisted.devcluster stop
 
 bench: $(STAMP)
 	$(BIN)/python bench/raft_core.py

@@ -86,6 +86,7 @@ class Raft:
         self.base_conf: ConfState = snap.meta.conf if not snap.is_empty() else initial_conf
         self.conf_log: list[tuple[int, ConfState]] = []
         self.conf = self.base_conf
+        self.role = Role.FOLLOWER  # _scan_conf looks at the role
         self._scan_conf(self.log.all_entries())
         self.term = hs.term
         self.vote = hs.vote
@@ -107,6 +108,7 @@ class Raft:
         self.read_queue: OrderedDict[bytes, _ReadRequest] = OrderedDict()
         self.pending_reads: list[Message] = []
         self.needs_broadcast = False
+        self.needs_read_heartbeat = False
         self._step: Callable[[Message], None] = self._step_follower
         self.become_follower(self.term, NONE)
 
@@ -160,7 +162,14 @@ class Raft:
         return self.conf_log[-1][0] if self.conf_log else self.log.snapshot().meta.index
 
     def promotable(self) -> bool:
-        return self.id in self.conf.voters
+        """Whether this node may start an election."""
+        if self.id in self.conf.voters:
+            return True
+        # Raft dissertation §4.2.2: a voter whose removal is not committed
+        # yet may be needed to elect a leader (its log can be the only one
+        # holding the removal), so it campaigns without counting itself.
+        ci = self.conf_index()
+        return ci > self.log.committed and self.id in self.conf_at(ci - 1).voters
 
     def quorum(self) -> int:
         return len(self.conf.voters) // 2 + 1
@@ -239,11 +248,17 @@ class Raft:
                 )
 
     def flush_broadcast(self) -> None:
-        """Send appends for proposals batched since the last Ready."""
+        """Send appends for proposals, and one heartbeat round for the reads,
+        batched since the last Ready."""
         if self.needs_broadcast:
             self.needs_broadcast = False
             if self.role == Role.LEADER:
                 self.bcast_append()
+        if self.needs_read_heartbeat:
+            self.needs_read_heartbeat = False
+            if self.role == Role.LEADER and self.read_queue:
+                # Acks for the newest request confirm every older one too.
+                self.bcast_heartbeat(self._last_read_ctx())
 
     # -- role changes --------------------------------------------------
     def reset(self, term: int) -> None:
@@ -261,6 +276,7 @@ class Raft:
         self.read_queue.clear()
         self.pending_reads = []
         self.needs_broadcast = False
+        self.needs_read_heartbeat = False
         last = self.log.last_index()
         self.prs = {}
         for nid in self.conf.members():
@@ -422,11 +438,10 @@ class Raft:
             else:
                 self.become_follower(m.term, NONE)
         elif m.term < self.term:
-            if (self.cfg.check_quorum or self.cfg.pre_vote) and m.type in (
-                MT.HEARTBEAT,
-                MT.APPEND,
-            ):
-                # Tell a stale leader about the newer term so it steps down.
+            if m.type in (MT.HEARTBEAT, MT.APPEND):
+                # Tell a stale leader about the newer term so it steps down
+                # (always, as in the paper: a member whose term ran ahead while
+                # its config is stale may have no other way to reach the leader).
                 self.send(Message(MT.APPEND_RESP, to=m.frm))
             elif m.type == MT.PREVOTE:
                 self.send(Message(MT.PREVOTE_RESP, to=m.frm, term=self.term, reject=True))
@@ -473,6 +488,10 @@ class Raft:
         elif t == MT.HEARTBEAT_RESP:
             pr.recent_active = True
             pr.paused = False
+            # The appends in flight may all be lost: free a slot so that a
+            # live follower is probed again instead of starving forever.
+            if pr.state == ProgressState.REPLICATE and len(pr.inflights) >= pr.max_inflight:
+                pr.inflights.popleft()
             if pr.match < self.log.last_index():
                 self.send_append(m.frm)
             if m.context and m.context in self.read_queue:
@@ -572,7 +591,7 @@ class Raft:
         req = _ReadRequest(self.log.committed, m.frm, m.context)
         req.acks.add(self.id)
         self.read_queue[m.context] = req
-        self.bcast_heartbeat(m.context)
+        self.needs_read_heartbeat = True
 
     def _read_ack(self, frm: int, ctx: bytes) -> None:
         req = self.read_queue[ctx]
@@ -631,6 +650,8 @@ class Raft:
                     self.bcast_append()
             elif result == -1:
                 self.become_follower(self.term, NONE)
+        elif t == MT.READ_INDEX and m.frm != self.id:
+            return  # forwarded to us while we were leader; the requester retries
         elif t in (MT.READ_INDEX, MT.TRANSFER_LEADER):
             raise NotLeader(NONE)
 
@@ -654,6 +675,8 @@ class Raft:
             if self.promotable():
                 self.hup(transfer=True)
         elif t == MT.READ_INDEX:
+            if m.frm != self.id:
+                return  # forwarded to us while we were leader; the requester retries
             if self.leader == NONE:
                 raise NotLeader(NONE)
             self.send(Message(MT.READ_INDEX, to=self.leader, context=m.context))
@@ -666,9 +689,12 @@ class Raft:
         if m.index < self.log.committed:
             self.send(Message(MT.APPEND_RESP, to=m.frm, index=self.log.committed))
             return
-        last = self.log.maybe_append(m.index, m.log_term, m.commit, m.entries)
-        if last is not None:
-            self._scan_conf(m.entries)
+        res = self.log.maybe_append(m.index, m.log_term, m.commit, m.entries)
+        if res is not None:
+            last, written = res
+            # Only what was written: a stale or duplicate append that is a
+            # prefix of our log must not forget a later conf entry.
+            self._scan_conf(written)
             self.send(Message(MT.APPEND_RESP, to=m.frm, index=last))
             return
         hint = min(m.index, self.log.last_index())

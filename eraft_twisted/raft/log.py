@@ -138,18 +138,24 @@ class RaftLog:
 
     def maybe_append(
         self, index: int, log_term: int, committed: int, ents: tuple[Entry, ...]
-    ) -> int | None:
-        """Append entries after (index, log_term) if it matches; new last index."""
+    ) -> tuple[int, list[Entry]] | None:
+        """Append entries after (index, log_term) if it matches.
+
+        Returns the last index the message vouches for and the entries that
+        were actually written (those from the first conflict on), or None.
+        """
         if not self.match_term(index, log_term):
             return None
         last_new = index + len(ents)
         ci = self.find_conflict(ents)
+        written: list[Entry] = []
         if ci:
             if ci <= self.committed:
                 raise AssertionError(f"entry {ci} conflicts with committed {self.committed}")
-            self.append(list(ents[ci - index - 1 :]))
+            written = list(ents[ci - index - 1 :])
+            self.append(written)
         self.commit_to(min(committed, last_new))
-        return last_new
+        return last_new, written
 
     def append(self, ents: list[Entry]) -> int:
         if not ents:

@@ -94,7 +94,7 @@ class Progress:
             return True
         if self.next - 1 != rejected:
             return False
-        self.next = max(min(rejected, match_hint + 1), 1)
+        self.next = max(min(rejected, match_hint + 1), self.match + 1)
         self.paused = False
         return True
 

@@ -53,7 +53,8 @@ class RawNode:
 
     def step(self, m: Message) -> None:
         """Deliver a message received from a peer."""
-        if m.type in _LOCAL:
+        # A READ_INDEX from a peer is a follower's read forwarded to us.
+        if m.type in _LOCAL and not (m.type == MessageType.READ_INDEX and m.frm != self.raft.id):
             raise ValueError(f"{m.type.name} is a local message; use the RawNode method")
         if m.frm not in self.raft.prs and m.type in (
             MessageType.APPEND_RESP,
@@ -70,7 +71,11 @@ class RawNode:
         with the same index and term ``self.raft.term``.
         """
         self.raft.step(
-            Message(MessageType.PROPOSE, frm=self.raft.id, entries=(Entry(0, 0, EntryType.NORMAL, data),))
+            Message(
+                MessageType.PROPOSE,
+                frm=self.raft.id,
+                entries=(Entry(0, 0, EntryType.NORMAL, data),),
+            )
         )
         return self.raft.log.last_index()
 
@@ -195,15 +200,19 @@ class RawNode:
     def status(self) -> dict[str, object]:
         """A plain-data summary for INFO / RAFT.INFO."""
         r = self.raft
-        progress = {
-            nid: {
-                "match": pr.match,
-                "next": pr.next,
-                "state": pr.state.name.lower(),
-                "learner": pr.is_learner,
+        progress = (
+            {
+                nid: {
+                    "match": pr.match,
+                    "next": pr.next,
+                    "state": pr.state.name.lower(),
+                    "learner": pr.is_learner,
+                }
+                for nid, pr in r.prs.items()
             }
-            for nid, pr in r.prs.items()
-        } if r.role == Role.LEADER else {}
+            if r.role == Role.LEADER
+            else {}
+        )
         return {
             "id": r.id,
             "role": r.role.label(),

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
 
 from twisted.application import strports
 from twisted.application.internet import TimerService
-from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from ..node.driver import RaftNode
-from ..raft.confchange import decode_conf_change
-from ..raft.core import Config
-from ..raft.types import NONE, ConfChangeType, ConfState
+from ..node.group import RaftGroupServer, tcp_endpoint
+from ..raft.types import NONE, ConfChangeType
 from ..resp.client import RespClientPool
 from ..resp.commands import CommandError, CommandTable, register_connection_commands
-from ..resp.encoder import SimpleString, Verbatim
+from ..resp.encoder import Verbatim
 from ..resp.protocol import RespServerFactory
 from ..rpc.commands import ChangeMembership
 from ..rpc.metaclient import AMPMetaClient
-from ..rpc.transport import PeerServerFactory, PeerTransport, parse_address
-from ..storage.leveldb import LevelDBStorage, StorageError
 from .admin import RaftAdmin
 from .app import KVApplication
 from .cluster import ClusterCommands, Shard, ShardNode, node_name
@@ -37,15 +30,11 @@ from .store import KVStore
 log = Logger()
 
 
-def tcp_endpoint(address: str) -> str:
-    """``host:port`` -> a listening endpoint string."""
-    host, port = parse_address(address)
-    return f"tcp:{port}:interface={host}"
+class KVServer(RaftGroupServer):
+    """Everything one ``twistd eraftkv`` process runs: a shard group member
+    serving RESP (and, with ``--meta``, following the cluster configs)."""
 
-
-class KVServer(MultiService):
-    """Everything one ``twistd eraftkv`` process runs, started in order and
-    stopped in reverse: listeners first, then the node, then the disk."""
+    command = "eraftkv"
 
     def __init__(
         self,
@@ -53,73 +42,34 @@ class KVServer(MultiService):
         peers: list[str],
         data_dir: str,
         resp_address: str,
-        reactor: Any = None,
-        fsync: str = "always",
-        tick_ms: int = 100,
-        election_ticks: int = 10,
-        timeout: float = 5.0,
-        max_bulk: int = 512 * 1024 * 1024,
         group: str = "kv-1",
-        snapshot_entries: int = 10_000,
-        join: bool = False,
+        max_bulk: int = 512 * 1024 * 1024,
         meta: list[str] | None = None,
         group_id: int = 1,
+        **kw: Any,
     ) -> None:
-        super().__init__()
-        if reactor is None:
-            from twisted.internet import reactor as default_reactor
-
-            reactor = default_reactor
-        self.reactor = reactor
-        self.node_id = node_id
-        self.peers = peers
-        self.data_dir = data_dir
+        super().__init__(node_id, peers, data_dir, group, **kw)
         self.resp_address = resp_address
-        self.fsync = fsync
-        self.tick_ms = tick_ms
-        self.election_ticks = election_ticks
-        self.timeout = timeout
         self.max_bulk = max_bulk
-        self.group = group
-        self.snapshot_entries = snapshot_entries
-        self.join = join
         self.meta = meta or []
         self.group_id = group_id
         self.shard_driver: ShardDriver | None = None
         self._joined = False
         self._announcing = False
-        self.app: Any = None
-        self.storage: Any = None
-        self.node: Any = None
         self.store: Any = None
         self.resp_factory: Any = None
 
     @classmethod
     def from_options(cls, options: Any) -> KVServer:
         return cls(
-            node_id=options["id"],
-            peers=options["peers"],
-            data_dir=options["data"],
             resp_address=options["resp"],
-            fsync=options["fsync"],
-            tick_ms=options["tick-ms"],
-            election_ticks=options["election-ticks"],
-            timeout=options["timeout"],
             max_bulk=options["max-bulk"],
             group=f"kv-{options['group']}",
-            snapshot_entries=options["snapshot-entries"],
             join=bool(options["join"]),
             meta=options["meta"] or [],
             group_id=options["group"],
+            **cls.group_options(options),
         )
-
-    def addresses(self) -> dict[int, str]:
-        """Member id -> peer address: ``--peers``, then what membership
-        changes recorded in the replicated state."""
-        known = dict(enumerate(self.peers))
-        if self.app is not None:
-            known.update(self.app.addresses)
-        return known
 
     def _member_resp(self) -> dict[int, str]:
         resp = dict(self.app.sm.resp_addresses)
@@ -200,15 +150,6 @@ class KVServer(MultiService):
 
         return d.addBoth(done)
 
-    def _conf_changed(self, entry: Any) -> None:
-        cc, _ = decode_conf_change(entry.data)
-        if cc.type == ConfChangeType.REMOVE and cc.node_id != self.node_id:
-            self.transport.remove_peer(cc.node_id)
-
-    def _addresses_changed(self, addresses: dict[int, str]) -> None:
-        for nid, address in addresses.items():
-            self.transport.add_peer(nid, address)
-
     def _ask_to_join(self) -> defer.Deferred[Any] | None:
         """Until some member is the leader and adds us as a learner."""
         # Ask only until we are in: once removed later, we must stay out.
@@ -240,53 +181,22 @@ class KVServer(MultiService):
 
         return attempt([i for i in range(len(self.peers)) if i != self.node_id])
 
-    def startService(self) -> None:
-        try:
-            self.storage = LevelDBStorage.open(
-                self.data_dir,
-                reactor=self.reactor,
-                fsync=self.fsync,  # type: ignore[arg-type]
-                # A joining node starts with no members: the group adds it.
-                conf=ConfState() if self.join else ConfState(tuple(range(len(self.peers)))),
-            )
-        except StorageError as e:
-            log.critical("eraftkv: cannot start: {e}", e=e)
-            sys.stderr.write(f"eraftkv: error: {e}\n")
-            self.reactor.callWhenRunning(self._exit, 1)
-            return
-        reactor = self.reactor
-        self.store = KVStore(self.storage, reactor)
+    def make_app(self) -> KVApplication:
+        self.store = KVStore(self.storage, self.reactor)
         self.store.load_expiry().addErrback(
             lambda f: log.failure("loading key expiry times failed", f)
         )
-        app = self.app = KVApplication(self.store)
+        app = KVApplication(self.store)
         app.load_addresses()
         app.sm.load_members()
-        config = Config(self.node_id, election_tick=self.election_ticks, heartbeat_tick=1)
-        self.node = RaftNode(
-            self.node_id,
-            self.storage,
-            app,
-            reactor,
-            config=config,
-            tick_interval=self.tick_ms / 1000.0,
-            request_timeout=self.timeout,
-            snapshot_entries=self.snapshot_entries,
-            keep_entries=min(1000, max(10, self.snapshot_entries // 4)),
-            reactor=reactor,
-        )
-        others = {i: a for i, a in self.addresses().items() if i != self.node_id}
-        transport = PeerTransport(
-            reactor, self.node, self.group, others, self.node.report_unreachable
-        )
-        self.node.transport = transport
-        self.transport = transport
-        self.node.on_member_address.append(transport.add_peer)
-        self.node.on_conf_change.append(self._conf_changed)
-        app.on_addresses.append(self._addresses_changed)
-        self.commands = KVCommands(self.node, self.store, reactor, app.sm)
-        self.info = InfoBuilder(self)
+        return app
 
+    def describe(self) -> str:
+        return f"peers on {self.peers[self.node_id]}, RESP on {self.resp_address}"
+
+    def start_listeners(self) -> None:
+        self.commands = KVCommands(self.node, self.store, self.reactor, self.app.sm)
+        self.info = InfoBuilder(self)
         table = CommandTable()
         register_connection_commands(
             table, {"version": "7.2.0", "role": "master", "mode": "standalone"}
@@ -297,12 +207,6 @@ class KVServer(MultiService):
         RaftAdmin(self).register(table)
         ClusterCommands(self._topology).register(table)
         self.resp_factory = RespServerFactory(table, max_bulk=self.max_bulk)
-
-        self.node.setServiceParent(self)
-        transport.setServiceParent(self)
-        strports.service(
-            tcp_endpoint(self.peers[self.node_id]), PeerServerFactory(self.node, self.group)
-        ).setServiceParent(self)
         strports.service(tcp_endpoint(self.resp_address), self.resp_factory).setServiceParent(self)
         TimerService(1.0, self._sweep).setServiceParent(self)
         TimerService(1.0, self._announce).setServiceParent(self)
@@ -310,21 +214,6 @@ class KVServer(MultiService):
             self._start_sharding(table)
         if self.join and self.storage.is_new:
             TimerService(1.0, self._ask_to_join).setServiceParent(self)
-        log.info(
-            "eraftkv node {id} of {n}: peers on {peer}, RESP on {resp}, data in {data}",
-            id=self.node_id,
-            n=len(self.peers),
-            peer=self.peers[self.node_id],
-            resp=self.resp_address,
-            data=os.path.abspath(self.data_dir),
-        )
-        super().startService()
-
-    def _exit(self, code: int) -> None:
-        from twisted.internet import reactor as default_reactor
-
-        if self.reactor is default_reactor:
-            os._exit(code)
 
     def _sweep(self) -> defer.Deferred[Any]:
         if self.node is None or not self.node.is_leader:
@@ -333,14 +222,12 @@ class KVServer(MultiService):
         d.addErrback(lambda f: log.debug("expiry sweep failed: {f}", f=f.value))
         return d
 
-    @defer.inlineCallbacks
-    def stopService(self) -> Any:
-        yield super().stopService()
+    def stopService(self) -> defer.Deferred[None]:
         if self.shard_driver is not None:
             self.pool.close()
             self.meta_client.close()
-        if self.storage is not None:
-            yield self.storage.close()
+        d: defer.Deferred[None] = super().stopService()
+        return d
 
     # -- admin commands --------------------------------------------------
     def _info(self, conn: Any, argv: list[bytes]) -> Any:
@@ -357,4 +244,4 @@ class KVServer(MultiService):
         return Verbatim("# Raft\r\n" + "".join(f"{k}:{v}\r\n" for k, v in fields))
 
 
-__all__ = ["KVServer", "SimpleString"]
+__all__ = ["KVServer"]

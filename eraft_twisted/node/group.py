@@ -1,0 +1,184 @@
+"""One member of a Raft group as a twistd service, shared by ``eraftkv``
+and ``eraftmeta``: storage opened in ``startService``, the Raft node and
+its peer links, member addresses kept in step with membership changes,
+and an orderly stop (listeners, then the node, then the disk)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from twisted.application import strports
+from twisted.application.service import MultiService
+from twisted.internet import defer
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+
+from ..raft.confchange import decode_conf_change
+from ..raft.core import Config
+from ..raft.types import ConfChangeType, ConfState
+from ..rpc.transport import PeerServerFactory, PeerTransport, parse_address
+from ..storage.leveldb import LevelDBStorage, StorageError
+from .driver import RaftNode
+
+log = Logger()
+
+
+def tcp_endpoint(address: str) -> str:
+    """``host:port`` -> a listening strports description (IPv6 hosts escaped)."""
+    host, port = parse_address(address)
+    host = host.strip("[]").replace(":", "\\:")
+    return f"tcp:{port}:interface={host}"
+
+
+class RaftGroupServer(MultiService):
+    """A group member: subclasses build the application and their listeners."""
+
+    command = "eraft"
+
+    def __init__(
+        self,
+        node_id: int,
+        peers: list[str],
+        data_dir: str,
+        group: str,
+        reactor: Any = None,
+        fsync: str = "always",
+        tick_ms: int = 100,
+        election_ticks: int = 10,
+        timeout: float = 5.0,
+        snapshot_entries: int = 10_000,
+        join: bool = False,
+    ) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.reactor = reactor
+        self.node_id = node_id
+        self.peers = peers
+        self.data_dir = data_dir
+        self.group = group
+        self.fsync = fsync
+        self.tick_ms = tick_ms
+        self.election_ticks = election_ticks
+        self.timeout = timeout
+        self.snapshot_entries = snapshot_entries
+        self.join = join
+        self.storage: Any = None
+        self.app: Any = None
+        self.node: Any = None
+        self.transport: Any = None
+
+    @staticmethod
+    def group_options(options: Any) -> dict[str, Any]:
+        """The constructor arguments every group member takes from its options."""
+        return {
+            "node_id": options["id"],
+            "peers": options["peers"],
+            "data_dir": options["data"],
+            "fsync": options["fsync"],
+            "tick_ms": options["tick-ms"],
+            "election_ticks": options["election-ticks"],
+            "timeout": options["timeout"],
+            "snapshot_entries": options["snapshot-entries"],
+        }
+
+    # -- hooks -------------------------------------------------------------
+    def make_app(self) -> Any:
+        """The replicated state machine (with ``addresses`` and ``on_addresses``)."""
+        raise NotImplementedError
+
+    def peer_factory(self) -> Factory:
+        """What answers on the peer port."""
+        return PeerServerFactory(self.node, self.group)
+
+    def start_listeners(self) -> None:
+        """Add the client-facing services (they start after the node)."""
+
+    def describe(self) -> str:
+        return f"peers on {self.peers[self.node_id]}"
+
+    # -- the member ----------------------------------------------------------
+    def addresses(self) -> dict[int, str]:
+        """Member id -> peer address: ``--peers``, then what membership
+        changes recorded in the replicated state."""
+        known = dict(enumerate(self.peers))
+        if self.app is not None:
+            known.update(self.app.addresses)
+        return known
+
+    def startService(self) -> None:
+        try:
+            self.storage = LevelDBStorage.open(
+                self.data_dir,
+                reactor=self.reactor,
+                fsync=self.fsync,  # type: ignore[arg-type]
+                # A joining node starts with no members: the group adds it.
+                conf=ConfState() if self.join else ConfState(tuple(range(len(self.peers)))),
+            )
+        except StorageError as e:
+            log.critical("{cmd}: cannot start: {e}", cmd=self.command, e=e)
+            sys.stderr.write(f"{self.command}: error: {e}\n")
+            self.reactor.callWhenRunning(self._exit, 1)
+            return
+        app = self.app = self.make_app()
+        config = Config(self.node_id, election_tick=self.election_ticks, heartbeat_tick=1)
+        node = self.node = RaftNode(
+            self.node_id,
+            self.storage,
+            app,
+            self.reactor,
+            config=config,
+            tick_interval=self.tick_ms / 1000.0,
+            request_timeout=self.timeout,
+            snapshot_entries=self.snapshot_entries,
+            keep_entries=min(1000, max(10, self.snapshot_entries // 4)),
+            reactor=self.reactor,
+        )
+        others = {i: a for i, a in self.addresses().items() if i != self.node_id}
+        transport = self.transport = PeerTransport(
+            self.reactor, node, self.group, others, node.report_unreachable
+        )
+        node.transport = transport
+        node.on_member_address.append(transport.add_peer)
+        node.on_conf_change.append(self._conf_changed)
+        app.on_addresses.append(self._addresses_changed)
+        node.setServiceParent(self)
+        transport.setServiceParent(self)
+        strports.service(
+            tcp_endpoint(self.peers[self.node_id]), self.peer_factory()
+        ).setServiceParent(self)
+        self.start_listeners()
+        log.info(
+            "{cmd} node {id} of {n}: {what}, data in {data}",
+            cmd=self.command,
+            id=self.node_id,
+            n=len(self.peers),
+            what=self.describe(),
+            data=os.path.abspath(self.data_dir),
+        )
+        super().startService()
+
+    def _conf_changed(self, entry: Any) -> None:
+        cc, _ = decode_conf_change(entry.data)
+        if cc.type == ConfChangeType.REMOVE and cc.node_id != self.node_id:
+            self.transport.remove_peer(cc.node_id)
+
+    def _addresses_changed(self, addresses: dict[int, str]) -> None:
+        for nid, address in addresses.items():
+            self.transport.add_peer(nid, address)
+
+    def _exit(self, code: int) -> None:
+        from twisted.internet import reactor as default_reactor
+
+        if self.reactor is default_reactor:
+            os._exit(code)
+
+    @defer.inlineCallbacks
+    def stopService(self) -> Any:
+        yield super().stopService()
+        if self.storage is not None:
+            yield self.storage.close()

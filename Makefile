@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 SECONDS ?= 180
 
-.PHONY: install test lint run bench cluster cluster-stop clean
+.PHONY: install test lint run bench cluster cluster-stop jepsen clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ cluster: $(STAMP)
 
 cluster-stop: $(STAMP)
 	$(BIN)/python -m eraft_twisted.devcluster stop
+
+jepsen: $(STAMP)
+	$(BIN)/python bench/jepsen.py --seconds $(SECONDS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/raft_core.py

@@ -178,7 +178,7 @@ class ShardingTests(unittest.TestCase):
         self.d.groups[1].leader().kill()
         num = self.d.admin("GET", "/config")["num"]
         time.sleep(1)
-        self.d.wait(lambda: self.d.settled(num), f"config {num} settled", timeout=90)
+        self.d.wait(lambda: self.d.settled(num), f"config {num} settled", timeout=180)
         self.assertEqual(
             c.mget([f"m:{i}" for i in range(2000)]), [str(i).encode() for i in range(2000)]
         )

@@ -78,13 +78,18 @@ class Router:
             return {}
         return {int(g): list(s) for g, s in self.config["groups"].items()}
 
-    def _server(self, group: int, bump: bool = False) -> str:
+    def _server(self, group: int) -> str:
         servers = self.groups().get(group) or []
         if not servers:
             raise CommandError(f"no servers for group {group}", code="CLUSTERDOWN")
-        i = self.preferred.get(group, 0) + (1 if bump else 0)
-        self.preferred[group] = i % len(servers)
-        return servers[i % len(servers)]
+        return servers[self.preferred.get(group, 0) % len(servers)]
+
+    def _failed(self, group: int, address: str) -> None:
+        """Prefer the server after ``address`` -- unless a concurrent request
+        already moved on from it (many fan-out calls fail at once)."""
+        servers = self.groups().get(group) or []
+        if address in servers and self._server(group) == address:
+            self.preferred[group] = (servers.index(address) + 1) % len(servers)
 
     # -- sending -----------------------------------------------------------
     @defer.inlineCallbacks
@@ -122,9 +127,12 @@ class Router:
                 raise
             except Exception as e:  # connection refused or lost, timeout
                 failures += 1
-                self._server(group, bump=True)
-                if failures > 3:
+                self._failed(group, target)
+                size = len(self.groups().get(group) or [1])
+                if failures >= 3 * size:
                     raise CommandError(f"group {group} unreachable: {e}", code="CLUSTERDOWN") from e
+                if failures % size == 0:  # every server failed once more: back off
+                    yield task.deferLater(self.reactor, 0.1 * (failures // size), lambda: None)
         raise CommandError("too many redirections", code="CLUSTERDOWN")
 
     def call_key(self, key: bytes, argv: list[bytes]) -> defer.Deferred[Any]:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, Protocol
 
-from twisted.internet import defer, threads
+from twisted.internet import defer, task, threads
 from twisted.logger import Logger
 
 from ..raft.types import RaftError
@@ -32,6 +32,8 @@ from .statemachine import Op, encode_op
 log = Logger()
 
 CHUNK_ITEMS = 1000
+PULL_RETRIES = 10
+PULL_RETRY_DELAY = 0.5
 
 
 class MetaClient(Protocol):
@@ -67,6 +69,7 @@ class ShardDriver:
         self.servers = servers
         self.now_ms = now_ms
         self.registered: list[str] | None = None
+        self._good_source: dict[int, int] = {}
         self._busy: set[Any] = set()
         self.progress: dict[tuple[int, int, int], dict[str, int]] = {}
         """(num, lo, hi) -> keys/bytes copied so far, for INFO."""
@@ -121,36 +124,46 @@ class ShardDriver:
         if applied:
             log.info("group {g} now at config {n}", g=self.group, n=num)
 
-    def _source(self, src: int, attempt: int) -> str:
-        servers = self.sm.shards.groups.get(src) or []
+    @defer.inlineCallbacks
+    def _call_source(self, src: int, *args: Any) -> Any:
+        """Run one command on a server of group ``src``: the one that answered
+        last time first, then each of the others (any member can answer, a
+        dead one must not stall the move)."""
+        servers = [str(s) for s in self.sm.shards.groups.get(src) or []]
         if not servers:
             raise RaftError(f"group {src} has no servers in the config")
-        return str(servers[attempt % len(servers)])
+        start = self._good_source.get(src, 0)
+        for i in range(len(servers)):
+            address = servers[(start + i) % len(servers)]
+            try:
+                reply = yield self.pool.call(address, *args)
+            except Exception:
+                if i == len(servers) - 1:
+                    raise
+                continue
+            self._good_source[src] = (start + i) % len(servers)
+            return reply
 
     @defer.inlineCallbacks
     def _pull(self, num: int, lo: int, hi: int, src: int) -> Any:
         cursor = b""
         first = True
         stats = self.progress.setdefault((num, lo, hi), {"keys": 0, "bytes": 0})
-        attempt = 0
         log.info(
             "pulling slots {lo}-{hi} of config {n} from group {src}", lo=lo, hi=hi, n=num, src=src
         )
+        failures = 0
         while True:
             try:
-                reply = yield self.pool.call(
-                    self._source(src, attempt),
-                    "ERAFT.MIGRATE.PULL",
-                    num,
-                    lo,
-                    hi,
-                    cursor,
-                    CHUNK_ITEMS,
+                reply = yield self._call_source(
+                    src, "ERAFT.MIGRATE.PULL", num, lo, hi, cursor, CHUNK_ITEMS
                 )
             except Exception:
-                attempt += 1
-                if attempt > 3 * len(self.sm.shards.groups.get(src) or [1]):
+                # Keep the chunks installed so far unless the source stays away.
+                failures += 1
+                if failures > PULL_RETRIES or not self.node.is_leader:
                     raise
+                yield task.deferLater(self.pool.reactor, PULL_RETRY_DELAY, lambda: None)
                 continue
             cursor, items = reply[0], reply[1]
             yield self._propose(Op.INSTALL, num, lo, hi, first, items)
@@ -171,7 +184,7 @@ class ShardDriver:
 
     @defer.inlineCallbacks
     def _release(self, num: int, lo: int, hi: int, src: int) -> Any:
-        yield self.pool.call(self._source(src, 0), "ERAFT.MIGRATE.RELEASE", num, lo, hi)
+        yield self._call_source(src, "ERAFT.MIGRATE.RELEASE", num, lo, hi)
         yield self._propose(Op.NOTIFIED, num, lo, hi)
 
 

@@ -67,8 +67,10 @@ class ThreeNodeGroupTests(unittest.TestCase):
         node = self.cluster.nodes[0]
         c = node.client()
         self.assertEqual(c.execute_command("CLUSTER", "KEYSLOT", "foo"), 12182)
-        self.assertEqual(c.execute_command("CLUSTER", "KEYSLOT", "{user1000}.following"),
-                         c.execute_command("CLUSTER", "KEYSLOT", "{user1000}.followers"))
+        self.assertEqual(
+            c.execute_command("CLUSTER", "KEYSLOT", "{user1000}.following"),
+            c.execute_command("CLUSTER", "KEYSLOT", "{user1000}.followers"),
+        )
         # Every member announced its RESP address; the leader is the master.
         wait = time.time() + 10
         while time.time() < wait:

@@ -195,14 +195,20 @@ class MembershipTests(unittest.TestCase):
             leader.client().execute_command("RAFT.NODE", "REMOVE", str(dead.node_id)), b"OK"
         )
         new = self.add_node(3)
-        wait_for(lambda: "3" in raft_info(self.cluster.leader(exclude=(dead.node_id,)))
-                 ["raft_voters"].split(","), what="node 3 promoted")
+        wait_for(
+            lambda: (
+                "3"
+                in raft_info(self.cluster.leader(exclude=(dead.node_id,)))["raft_voters"].split(",")
+            ),
+            what="node 3 promoted",
+        )
         self.assertEqual(new.client().get("before-replace"), b"1")
         self.assertTrue(new.client().set("after-replace", "2"))
         voters = raft_info(self.cluster.leader(exclude=(dead.node_id,)))["raft_voters"]
-        self.assertEqual(sorted(voters.split(",")),
-                         sorted(str(n.node_id) for n in self.cluster.nodes
-                                if n is not dead))
+        self.assertEqual(
+            sorted(voters.split(",")),
+            sorted(str(n.node_id) for n in self.cluster.nodes if n is not dead),
+        )
 
     def test_transfer_without_id_picks_a_follower(self) -> None:
         leader = self.cluster.leader()

@@ -1,0 +1,109 @@
+"""ShardDriver against a fake source group: a dead member never stalls a move."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import msgpack
+from twisted.internet import defer, task
+from twisted.internet.error import ConnectionRefusedError
+from twisted.trial import unittest
+
+from eraft_twisted.kv.migration import PULL_RETRIES, PULL_RETRY_DELAY, ShardDriver
+from eraft_twisted.kv.shards import ShardState
+from eraft_twisted.kv.statemachine import Op
+
+A, B = 1, 2
+DEAD, LIVE = "127.0.0.1:7001", "127.0.0.1:7002"
+SERVERS = {str(A): [DEAD, LIVE], str(B): ["127.0.0.1:7003"]}
+ALL_A = {"num": 1, "groups": SERVERS, "ranges": [(0, 16383, A)]}
+SPLIT = {"num": 2, "groups": SERVERS, "ranges": [(0, 8191, A), (8192, 16383, B)]}
+
+
+class FakePool:
+    """Answers ERAFT.MIGRATE.* like a source group whose first member is down."""
+
+    def __init__(self, reactor: task.Clock, down: set[str]) -> None:
+        self.reactor = reactor
+        self.down = down
+        self.calls: list[tuple[str, str]] = []
+
+    def call(self, address: str, *args: Any) -> defer.Deferred[Any]:
+        self.calls.append((address, args[0]))
+        if address in self.down:
+            return defer.fail(ConnectionRefusedError(address))
+        if args[0] == "ERAFT.MIGRATE.PULL":
+            cursor = args[4]
+            if cursor == b"":
+                return defer.succeed([b"k1", [b"k1", b"r1"]])
+            return defer.succeed([b"", [b"k2", b"r2"]])
+        return defer.succeed(b"OK")
+
+
+class FakeNode:
+    is_leader = True
+
+    def __init__(self) -> None:
+        self.proposed: list[list[Any]] = []
+
+    def propose_local(self, data: bytes) -> defer.Deferred[Any]:
+        self.proposed.append(msgpack.unpackb(data))
+        return defer.succeed(True)
+
+
+class ShardDriverTests(unittest.TestCase):
+    def setUp(self) -> None:
+        shards = ShardState()
+        shards.apply_config(B, ALL_A)
+        shards.apply_config(B, SPLIT)
+        self.clock = task.Clock()
+        self.pool = FakePool(self.clock, {DEAD})
+        self.node = FakeNode()
+        self.driver = ShardDriver(
+            node=self.node,
+            sm=SimpleNamespace(shards=shards),
+            group=B,
+            meta=SimpleNamespace(),
+            pool=self.pool,  # type: ignore[arg-type]
+            servers=lambda: None,
+            now_ms=lambda: 0,
+        )
+
+    def ops(self) -> list[Op]:
+        return [Op(p[0]) for p in self.node.proposed]
+
+    def test_pull_skips_a_dead_source_member_and_remembers_the_live_one(self) -> None:
+        d = self.driver._pull(2, 8192, 16383, A)
+        self.successResultOf(d)
+        self.assertEqual(self.ops(), [Op.INSTALL, Op.INSTALL, Op.INSTALL_DONE])
+        first, second = self.node.proposed[0], self.node.proposed[1]
+        self.assertEqual((first[5], first[6]), (True, [b"k1", b"r1"]))
+        self.assertEqual((second[5], second[6]), (False, [b"k2", b"r2"]))
+        # The dead member is tried once; the next chunk goes straight to the live one.
+        self.assertEqual([a for a, _ in self.pool.calls], [DEAD, LIVE, LIVE])
+
+    def test_release_reaches_a_live_member_when_the_first_is_dead(self) -> None:
+        self.successResultOf(self.driver._release(2, 8192, 16383, A))
+        self.assertEqual(
+            self.pool.calls, [(DEAD, "ERAFT.MIGRATE.RELEASE"), (LIVE, "ERAFT.MIGRATE.RELEASE")]
+        )
+        self.assertEqual(self.ops(), [Op.NOTIFIED])
+
+    def test_pull_waits_out_a_source_group_that_is_briefly_all_down(self) -> None:
+        self.pool.down = {DEAD, LIVE}
+        d = self.driver._pull(2, 8192, 16383, A)
+        self.assertNoResult(d)
+        self.clock.advance(PULL_RETRY_DELAY)
+        self.pool.down = {DEAD}
+        self.clock.advance(PULL_RETRY_DELAY)
+        self.successResultOf(d)
+        self.assertEqual(self.ops(), [Op.INSTALL, Op.INSTALL, Op.INSTALL_DONE])
+
+    def test_pull_gives_up_after_its_retries_and_installs_nothing(self) -> None:
+        self.pool.down = {DEAD, LIVE}
+        d = self.driver._pull(2, 8192, 16383, A)
+        for _ in range(PULL_RETRIES):
+            self.clock.advance(PULL_RETRY_DELAY)
+        self.failureResultOf(d, ConnectionRefusedError)
+        self.assertEqual(self.ops(), [])

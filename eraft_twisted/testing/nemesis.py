@@ -677,6 +677,44 @@ class JepsenCluster:
                 time.sleep(0.2)
         return leader
 
+    def voters(self) -> list[str] | None:
+        """The leader's list of voting members (None without a leader)."""
+        leader = self.current_leader()
+        if leader is None:
+            return None
+        return self.raft_info(leader).get("raft_voters", "").split(",")
+
+    def wait_voters(self, cond: Callable[[list[str]], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            voters = self.voters()
+            if voters is not None and cond(voters):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def rejoin(self, node: NodeProcess) -> None:
+        """Wipe a (removed) member and start it again with ``--join``."""
+        node.kill()
+        shutil.rmtree(node.data, ignore_errors=True)
+        node.join = True
+        node.start()
+
+    def repair_membership(self, timeout: float = 60.0) -> None:
+        """Bring every node back as a voter (after membership faults)."""
+        self.leader(timeout)
+        voters = self.voters() or []
+        for node in self.nodes:
+            if str(node.node_id) not in voters:
+                leader = self.leader(timeout)
+                learners = self.raft_info(leader).get("raft_learners", "").split(",")
+                if str(node.node_id) not in learners:
+                    self.rejoin(node)
+        for node in self.nodes:
+            node.wait_up()
+        if not self.wait_voters(lambda v: len(v) == self.n, timeout):
+            raise RuntimeError(f"members did not come back: voters {self.voters()}")
+
     def keep_logs(self, dest: str) -> None:
         for name in os.listdir(self.dir):
             if name.startswith(("node", "proxy")):
@@ -893,33 +931,19 @@ class Nemesis:
         except OSError as e:
             reply = str(e).encode()
         self.note(f"remove node {k}: {reply[:60]!r}")
-        if not self._wait_voters(lambda v: str(k) not in v, 10):
+        if not cluster.wait_voters(lambda v: str(k) not in v, 10):
             self.note(f"node {k} is still a member")
             return None
-        node.kill()
-        shutil.rmtree(node.data, ignore_errors=True)
-        node.join = True
-        node.start()
+        cluster.rejoin(node)
         self.note(f"node {k} wiped and restarted with --join")
 
         def promoted() -> None:
-            if self._wait_voters(lambda v: str(k) in v, 30):
+            if cluster.wait_voters(lambda v: str(k) in v, 30):
                 self.note(f"node {k} is a voter again")
             else:
                 self.note(f"node {k} not promoted within 30 s")
 
         return promoted
-
-    def _wait_voters(self, cond: Callable[[list[str]], bool], timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            leader = self.cluster.current_leader()
-            if leader is not None:
-                voters = self.cluster.raft_info(leader).get("raft_voters", "").split(",")
-                if cond(voters):
-                    return True
-            time.sleep(0.2)
-        return False
 
     def _snapshot(self) -> None:
         node = self.rng.choice([n for n in self.cluster.nodes if n.alive and not n.paused])
@@ -994,7 +1018,9 @@ class Workload:
     ``info`` for a write and ``fail`` for a read. A request is recorded only
     once its connection is up, so a refused connection records nothing.
     After a timeout, a lost connection or ``-TIMEOUT``/``-CLUSTERDOWN`` the
-    client reconnects to a random node.
+    client reconnects to a random node. With ``strict``, a write answered
+    ``-CLUSTERDOWN`` counts as not applied (``fail``), which the README
+    promises ("no leader"), so the checker holds the node to it.
     """
 
     MIX = (("read", 4), ("write", 3), ("increment", 2), ("delete", 1))
@@ -1009,9 +1035,11 @@ class Workload:
         ops_per_key: int = 200,
         timeout: float = 2.0,
         prefix: str = "jk",
+        strict: bool = False,
     ) -> None:
         self.cluster = cluster
         self.history = history
+        self.strict = strict
         self.clients = clients
         self.timeout = timeout
         self.keys = KeySpace(keys, ops_per_key, random.Random(rng.random()), prefix)
@@ -1087,10 +1115,12 @@ class Workload:
             stripped = getattr(e, "status_code", None)
             code = stripped or text.split(" ", 1)[0]
             self.errors[f"{kind} -{f'{code} {text}' if stripped else text}"[:64]] += 1
-            if kind == "read" and code != "TIMEOUT":
-                h.fail(oid)
-            else:
+            if code == "TIMEOUT" or (
+                kind != "read" and not (self.strict and code == "CLUSTERDOWN")
+            ):
                 h.info(oid)
+            else:
+                h.fail(oid)
             # A node that cannot reach the leader: try another one.
             return code not in ("TIMEOUT", "CLUSTERDOWN"), oid
         except (redis.RedisError, OSError) as e:
@@ -1200,13 +1230,15 @@ def run_campaign(
     duration: tuple[float, float] = (2.0, 6.0),
     check_budget: int | None = 20_000_000,
     overlap: bool = False,
+    strict: bool = False,
     out: Callable[[str], None] = print,
 ) -> CampaignResult:
     """Start a group, run clients and the nemesis for ``seconds``, heal, read
     every key, check the history, print one summary line.
 
     With ``overlap`` network faults and the others come from two threads,
-    so they overlap (a kill during a partition...).
+    so they overlap (a kill during a partition...). ``strict``: see
+    :class:`Workload`.
 
     On a failure the history (JSON), the nemesis log and the node logs are
     copied to a new directory under ``keep_dir`` (default: the system temp
@@ -1239,6 +1271,7 @@ def run_campaign(
         keys=keys,
         ops_per_key=ops_per_key,
         timeout=client_timeout,
+        strict=strict,
     )
     problem = ""
     try:
@@ -1253,6 +1286,8 @@ def run_campaign(
         nemesis.note("final heal")
         try:
             cluster.heal()
+            if "member" in fault_list:
+                cluster.repair_membership()
             cluster.wait_healthy()
         except RuntimeError as e:
             problem = f"no recovery after heal: {e}"

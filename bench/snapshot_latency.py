@@ -42,8 +42,7 @@ def measure(node: Node, seconds: float, stop: threading.Event | None = None) -> 
 
 def summary(name: str, lat: list[float]) -> str:
     q = statistics.quantiles(lat, n=100)
-    return (f"| {name} | {len(lat)} | {statistics.median(lat):.2f} | {q[98]:.2f} | "
-            f"{max(lat):.2f} |")
+    return f"| {name} | {len(lat)} | {statistics.median(lat):.2f} | {q[98]:.2f} | {max(lat):.2f} |"
 
 
 def raft_info(node: Node) -> dict[str, str]:
@@ -74,8 +73,10 @@ def main() -> None:
         load = time.time() - t0
         # Compact everything: the follower can only catch up by snapshot.
         c.execute_command("RAFT.SNAPSHOT")
-        print(f"loaded {args.keys} keys in {load:.1f}s; leader log starts at "
-              f"{raft_info(leader)['raft_first_index']}")
+        print(
+            f"loaded {args.keys} keys in {load:.1f}s; leader log starts at "
+            f"{raft_info(leader)['raft_first_index']}"
+        )
 
         baseline = measure(leader, 10)
 
@@ -91,8 +92,10 @@ def main() -> None:
         catch_up = time.time() - t0
         stop.set()
         prober.join()
-        print(f"follower caught up through a snapshot of {args.keys} keys in {catch_up:.1f}s "
-              f"(its log starts at {raft_info(lagging)['raft_first_index']})")
+        print(
+            f"follower caught up through a snapshot of {args.keys} keys in {catch_up:.1f}s "
+            f"(its log starts at {raft_info(lagging)['raft_first_index']})"
+        )
         print("| phase | ops | p50 ms | p99 ms | max ms |")
         print("|---|---|---|---|---|")
         print(summary("no snapshot", baseline))

@@ -16,6 +16,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 
+from ..tcp import no_delay
 from .encoder import SimpleString, encode
 
 
@@ -114,6 +115,7 @@ class RespClientProtocol(Protocol):
         self.lost: defer.Deferred[None] = defer.Deferred()
 
     def connectionMade(self) -> None:
+        no_delay(self.transport)
         self.connected_ = True
 
     def call(self, *args: bytes | str | int) -> defer.Deferred[Any]:

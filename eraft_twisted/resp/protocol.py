@@ -25,6 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..tcp import no_delay
 from .commands import INTERNAL_ERROR, CommandTable
 from .encoder import ErrorReply, encode
 from .parser import MAX_BULK, ProtocolError, RespParser
@@ -104,6 +105,7 @@ class RespServerProtocol(Protocol):
         registry = factory.registry
         transport = self.transport
         assert transport is not None
+        no_delay(transport)
         fileno = getattr(transport, "fileno", None)
         try:
             fd = fileno() if fileno is not None else -1

@@ -17,6 +17,7 @@ from twisted.protocols import amp
 from twisted.python.failure import Failure
 
 from ..raft.types import Message
+from ..tcp import no_delay
 from .codec import decode_messages, encode_messages
 from .commands import (
     ChangeMembership,
@@ -123,7 +124,13 @@ class PeerServerFactory(Factory):
         self.group = group
 
     def buildProtocol(self, addr: Any) -> amp.AMP:
-        return amp.AMP(locator=PeerLocator(self.handler, self.group))
+        return _ServerAMP(locator=PeerLocator(self.handler, self.group))
+
+
+class _ServerAMP(amp.AMP):
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        no_delay(self.transport)
 
 
 class _ClientAMP(amp.AMP):
@@ -133,6 +140,7 @@ class _ClientAMP(amp.AMP):
 
     def connectionMade(self) -> None:
         super().connectionMade()
+        no_delay(self.transport)
         self.link.connected(self)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:

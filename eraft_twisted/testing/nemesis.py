@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..tcp import no_delay
 from .linearizability import History, Result, check
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -158,12 +159,6 @@ def _abort(transport: Any) -> None:
     transport.abortConnection()
 
 
-def _no_delay(transport: Any) -> None:
-    # Relay small AMP frames at once: Nagle plus delayed ACKs would add
-    # tens of milliseconds per hop that the direct links do not have.
-    transport.setTcpNoDelay(True)
-
-
 def _proxy_protocols() -> tuple[type, type]:
     from twisted.internet.protocol import Protocol
 
@@ -182,7 +177,7 @@ def _proxy_protocols() -> tuple[type, type]:
                 _abort(self.transport)
                 return
             link.accepted += 1
-            _no_delay(self.transport)
+            no_delay(self.transport)
             self.pair = pair = _Pair(link, self, self.reactor)
             link.pairs.add(pair)
             from twisted.internet.endpoints import TCP4ClientEndpoint
@@ -210,7 +205,7 @@ def _proxy_protocols() -> tuple[type, type]:
             if self.pair.closed:
                 _abort(self.transport)
                 return
-            _no_delay(self.transport)
+            no_delay(self.transport)
             self.pair.connected_up(self)
 
         def dataReceived(self, data: bytes) -> None:

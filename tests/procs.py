@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -12,27 +11,9 @@ import time
 
 import redis
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+from eraft_twisted.testing.nemesis import ROOT, TWISTD, free_ports, twistd_argv, twistd_env
 
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct TCP ports free on 127.0.0.1 right now."""
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
-
-def twistd_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+__all__ = ["ROOT", "TWISTD", "Cluster", "Node", "eraftctl", "free_ports", "twistd_env"]
 
 
 class Node:
@@ -48,23 +29,16 @@ class Node:
         self.log_path = os.path.join(os.path.dirname(data), f"node{node_id}.log")
 
     def argv(self) -> list[str]:
-        return [
-            TWISTD,
-            "-n",
-            "--pidfile=",
-            "--logfile",
+        return twistd_argv(
             self.log_path,
             "eraftkv",
-            "--id",
-            str(self.node_id),
-            "--data",
+            self.node_id,
             self.data,
-            "--peers",
-            ",".join(self.peers),
+            self.peers,
             "--resp",
             f"127.0.0.1:{self.resp_port}",
             *self.extra,
-        ]
+        )
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -165,3 +139,15 @@ class Cluster:
                     return node
             time.sleep(0.1)
         raise RuntimeError("no leader elected")
+
+
+def eraftctl(*argv: str) -> subprocess.CompletedProcess[str]:
+    """Run ``eraftctl`` from this checkout; text output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "eraft_twisted.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=twistd_env(),
+        cwd=ROOT,
+    )

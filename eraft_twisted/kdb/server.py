@@ -9,10 +9,10 @@ from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 
+from ..node.group import tcp_endpoint
 from ..resp.commands import CommandTable, register_connection_commands
 from ..resp.protocol import RespServerFactory
 from ..rpc.metaclient import AMPMetaClient
-from ..rpc.transport import parse_address
 from .router import Router, RouterCommands
 
 log = Logger()
@@ -43,10 +43,7 @@ class RouterServer(MultiService):
         table = CommandTable()
         register_connection_commands(table, {"version": "7.2.0", "mode": "standalone"})
         RouterCommands(self.router).register(table)
-        host, port = parse_address(self.listen)
-        strports.service(f"tcp:{port}:interface={host}", RespServerFactory(table)).setServiceParent(
-            self
-        )
+        strports.service(tcp_endpoint(self.listen), RespServerFactory(table)).setServiceParent(self)
 
         def refresh() -> Any:
             assert self.router is not None

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from twisted.application.service import IService
 
-from ..rpc.transport import parse_address
 from .options import BaseOptions, ConfigError, parse_peers
 
 
@@ -23,20 +21,12 @@ class Options(BaseOptions):
         ["config", None, None, "Read options from this file (command line wins)."],
     ]
 
-    def postOptions(self) -> None:
-        try:
-            self.apply_config_file()
-            if not self["meta"]:
-                raise ConfigError("--meta is required (the meta group's peer addresses)")
-            self["meta"] = parse_peers(self["meta"])
-            try:
-                parse_address(self["listen"])
-            except ValueError as e:
-                raise ConfigError(f"--listen: {e}") from e
-            self["timeout"] = self.int_option("timeout", 1, 3600)
-        except ConfigError as e:
-            sys.stderr.write(f"{self.command_name}: error: {e}\n")
-            raise SystemExit(2) from e
+    def validate(self) -> None:
+        if not self["meta"]:
+            raise ConfigError("--meta is required (the meta group's peer addresses)")
+        self["meta"] = parse_peers(self["meta"])
+        self.address_option("listen")
+        self["timeout"] = self.int_option("timeout", 1, 3600)
 
 
 def makeService(options: Any) -> IService:

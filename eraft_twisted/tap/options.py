@@ -7,6 +7,7 @@ the file. Any bad option or file is one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -57,9 +58,29 @@ def parse_peers(value: str) -> list[str]:
 
 
 class BaseOptions(usage.Options):
-    """Options with a config-file form and one-line errors (exit code 2)."""
+    """Options with a config-file form and one-line errors (exit code 2).
+
+    Subclasses check their values in ``validate`` and raise ConfigError.
+    """
 
     command_name = "eraft"
+
+    def postOptions(self) -> None:
+        try:
+            self.apply_config_file()
+            self.validate()
+        except ConfigError as e:
+            sys.stderr.write(f"{self.command_name}: error: {e}\n")
+            raise SystemExit(2) from e
+
+    def validate(self) -> None:
+        """Check and convert the option values (raise ConfigError)."""
+
+    def address_option(self, name: str) -> None:
+        try:
+            parse_address(self[name])
+        except ValueError as e:
+            raise ConfigError(f"--{name}: {e}") from e
 
     def parseOptions(self, options: Any = None) -> None:
         argv = list(sys.argv[1:] if options is None else options)
@@ -103,3 +124,60 @@ class BaseOptions(usage.Options):
         if not lo <= n <= hi:
             raise ConfigError(f"--{name} must be between {lo} and {hi}, got {n}")
         return n
+
+
+def raft_group_parameters(data: str, peers: str, timeout_help: str) -> list[list[Any]]:
+    """The options every Raft group member takes (eraftkv, eraftmeta)."""
+    return [
+        ["id", None, "0", "This node's index in --peers."],
+        ["data", None, data, "Data directory (one LevelDB)."],
+        ["peers", None, peers, "Comma-separated host:port of every member's peer port."],
+        ["fsync", None, "always", "always: every acknowledged write is fsynced; never: unsafe."],
+        ["tick-ms", None, "100", "Raft tick in milliseconds."],
+        ["election-ticks", None, "10", "Election timeout in ticks (randomised up to 2x)."],
+        ["timeout", None, "5", timeout_help],
+        [
+            "snapshot-entries",
+            None,
+            "10000",
+            "Snapshot and compact the log every N entries (0: never).",
+        ],
+        ["config", None, None, "Read options from this file (command line wins)."],
+    ]
+
+
+class RaftGroupOptions(BaseOptions):
+    """Validation of the options from :func:`raft_group_parameters`."""
+
+    def validate(self) -> None:
+        self["peers"] = parse_peers(self["peers"])
+        self["id"] = self.int_option("id", 0, len(self["peers"]) - 1)
+        if self["fsync"] not in ("always", "never"):
+            raise ConfigError(f"--fsync must be 'always' or 'never', got {self['fsync']!r}")
+        self["tick-ms"] = self.int_option("tick-ms", 1, 10_000)
+        self["election-ticks"] = self.int_option("election-ticks", 3, 1000)
+        self["timeout"] = self.int_option("timeout", 1, 3600)
+        self["snapshot-entries"] = self.int_option("snapshot-entries", 0, 2**31)
+        data = self["data"]
+        if os.path.exists(data) and not os.path.isdir(data):
+            raise ConfigError(f"--data {data} exists and is not a directory")
+        check_not_locked(data)
+
+
+def check_not_locked(data: str) -> None:
+    """Fail early, with one line, if another process holds the data directory.
+
+    LevelDB takes a POSIX lock on ``LOCK``; probing it here turns "IO error:
+    lock" at start-up into a clear message before twistd daemonises.
+    """
+    import fcntl
+
+    lock = os.path.join(data, "LOCK")
+    if not os.path.exists(lock):
+        return
+    with open(lock, "a") as f:
+        try:
+            fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ConfigError(f"data directory {data} is in use by another process") from None
+        fcntl.lockf(f, fcntl.LOCK_UN)

@@ -331,10 +331,32 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
-def _env() -> dict[str, str]:
+def twistd_env() -> dict[str, str]:
+    """The environment for a child process that imports this checkout."""
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def twistd_argv(
+    log_path: str, plugin: str, node_id: int, data: str, peers: list[str], *extra: str
+) -> list[str]:
+    """``twistd -n`` running one member of a Raft group (eraftkv or eraftmeta)."""
+    return [
+        TWISTD,
+        "-n",
+        "--pidfile=",
+        "--logfile",
+        log_path,
+        plugin,
+        "--id",
+        str(node_id),
+        "--data",
+        data,
+        "--peers",
+        ",".join(peers),
+        *extra,
+    ]
 
 
 class ProxyNet:
@@ -349,7 +371,7 @@ class ProxyNet:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
-            env=_env(),
+            env=twistd_env(),
         )
         self.ports: dict[tuple[int, int], int] = {}
         for i in range(n):
@@ -444,24 +466,17 @@ class NodeProcess:
         self.join = False  # rejoined after a removal: start with --join from now on
 
     def argv(self) -> list[str]:
-        return [
-            TWISTD,
-            "-n",
-            "--pidfile=",
-            "--logfile",
+        return twistd_argv(
             self.log_path,
             "eraftkv",
-            "--id",
-            str(self.node_id),
-            "--data",
+            self.node_id,
             self.data,
-            "--peers",
-            ",".join(self.peers),
+            self.peers,
             "--resp",
             f"127.0.0.1:{self.resp_port}",
             *self.extra,
             *(["--join"] if self.join else []),
-        ]
+        )
 
     @property
     def alive(self) -> bool:
@@ -471,7 +486,7 @@ class NodeProcess:
         with open(self.log_path + ".stderr", "ab") as stderr:
             self.proc = subprocess.Popen(
                 self.argv(),
-                env=_env(),
+                env=twistd_env(),
                 cwd=os.path.dirname(self.data),
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,

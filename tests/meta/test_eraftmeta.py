@@ -3,26 +3,25 @@ driven with ``eraftctl`` and plain HTTP."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from typing import Any
-from unittest import mock
 
 from twisted.internet import defer
 from twisted.trial import unittest
 
 from eraft_twisted.rpc.metaclient import AMPMetaClient
 from eraft_twisted.tap.eraftmeta import Options
-from tests.procs import ROOT, TWISTD, free_ports, twistd_env
+from eraft_twisted.testing.nemesis import twistd_argv
+from tests.procs import ROOT, eraftctl, free_ports, twistd_env
+from tests.test_tap_options import OptionsCase
 
 
 def http(method: str, url: str, body: Any = None, timeout: float = 10.0) -> tuple[int, Any]:
@@ -51,26 +50,19 @@ class MetaProc:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        argv = [
-            TWISTD,
-            "-n",
-            "--pidfile=",
-            "--logfile",
+        argv = twistd_argv(
             self.log_path,
             "eraftmeta",
-            "--id",
-            str(self.node_id),
-            "--data",
+            self.node_id,
             self.data,
-            "--peers",
-            ",".join(self.peers),
+            self.peers,
             "--admin",
             f"127.0.0.1:{self.admin_port}",
             "--tick-ms",
             "50",
             "--snapshot-entries",
             "5",
-        ]
+        )
         self.proc = subprocess.Popen(
             argv,
             env=twistd_env(),
@@ -119,17 +111,6 @@ class MetaProc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-def eraftctl(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eraft_twisted.cli", *argv],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=twistd_env(),
-        cwd=ROOT,
-    )
 
 
 class MetaGroupTests(unittest.TestCase):
@@ -254,17 +235,8 @@ class MetaGroupTests(unittest.TestCase):
         self.assertEqual(code, 409, res)
 
 
-class OptionsTests(unittest.TestCase):
-    def parse(self, *argv: str) -> tuple[Options | None, str]:
-        err = io.StringIO()
-        opts = Options()
-        with mock.patch("sys.stderr", err):
-            try:
-                opts.parseOptions(list(argv))
-            except SystemExit as e:
-                self.assertEqual(e.code, 2)
-                return None, err.getvalue()
-        return opts, err.getvalue()
+class OptionsTests(OptionsCase):
+    options_class = Options
 
     def test_defaults_are_a_one_node_group_on_localhost(self) -> None:
         cwd = os.getcwd()

@@ -135,6 +135,8 @@ class InfoBuilder:
         fields: list[tuple[str, Any]] = [
             ("shard_mode", "sharded"),
             ("shard_group", shards.group),
+            # The leader drives (and counts) the copies; followers only apply them.
+            ("shard_leader", int(bool(self.server.node.is_leader))),
             ("shard_config", shards.num),
             ("shard_slots_served", sum(1 for s in range(16384) if shards.check_slot(s) is None)),
             ("shard_incoming", runs(shards.incoming)),
@@ -143,9 +145,8 @@ class InfoBuilder:
         ]
         driver = self.server.shard_driver
         for (num, lo, hi), p in sorted((driver.progress if driver else {}).items()):
-            fields.append(
-                (f"migration_{lo}_{hi}", f"config={num},keys={p['keys']},bytes={p['bytes']}")
-            )
+            state = f"config={num},keys={p['keys']},bytes={p['bytes']},done={p.get('done', 0)}"
+            fields.append((f"migration_{lo}_{hi}", state))
         return fields
 
     def _keyspace(self, keys: int | None) -> list[tuple[str, Any]] | None:

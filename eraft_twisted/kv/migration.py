@@ -72,7 +72,8 @@ class ShardDriver:
         self._good_source: dict[int, int] = {}
         self._busy: set[Any] = set()
         self.progress: dict[tuple[int, int, int], dict[str, int]] = {}
-        """(num, lo, hi) -> keys/bytes copied so far, for INFO."""
+        """(num, lo, hi) -> keys/bytes copied so far (and done=1 once
+        installed, kept until a newer config), for INFO."""
 
     # -- the periodic step -------------------------------------------------
     def step(self) -> None:
@@ -80,6 +81,8 @@ class ShardDriver:
         if not self.node.is_leader:
             return
         shards = self.sm.shards
+        for key in [k for k in self.progress if k[0] < shards.num]:
+            del self.progress[key]
         self._once("register", self._register)
         if not shards.incoming:
             self._once("config", self._next_config)
@@ -148,7 +151,7 @@ class ShardDriver:
     def _pull(self, num: int, lo: int, hi: int, src: int) -> Any:
         cursor = b""
         first = True
-        stats = self.progress.setdefault((num, lo, hi), {"keys": 0, "bytes": 0})
+        stats = self.progress[(num, lo, hi)] = {"keys": 0, "bytes": 0}
         log.info(
             "pulling slots {lo}-{hi} of config {n} from group {src}", lo=lo, hi=hi, n=num, src=src
         )
@@ -173,7 +176,7 @@ class ShardDriver:
             if not cursor:
                 break
         yield self._propose(Op.INSTALL_DONE, num, lo, hi)
-        self.progress.pop((num, lo, hi), None)
+        stats["done"] = 1
         log.info(
             "slots {lo}-{hi} of config {n} installed: {k} keys",
             lo=lo,

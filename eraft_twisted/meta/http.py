@@ -31,7 +31,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from ..node.driver import RaftTimeout, RaftUnavailable
 from ..raft.types import NONE
-from ..resp.client import RespClientPool
+from ..resp.client import RespClientPool, parse_info
 from .api import MetaAPI, MetaNode
 from .app import MetaApplication
 from .config import MetaError
@@ -101,18 +101,6 @@ def _field(body: dict[str, Any], name: str) -> Any:
     if name not in body:
         raise HTTPError(400, f"missing field {name!r}")
     return body[name]
-
-
-def parse_info(text: bytes | str) -> dict[str, str]:
-    """``key:value`` lines of an INFO reply."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    out = {}
-    for line in text.splitlines():
-        if ":" in line and not line.startswith("#"):
-            k, _, v = line.partition(":")
-            out[k.strip()] = v.strip()
-    return out
 
 
 def _kv_pairs(text: str) -> dict[str, Any]:
@@ -211,28 +199,37 @@ class AdminAPI(Resource):
 
     @defer.inlineCallbacks
     def _group_progress(self, gid: int, servers: list[str]) -> Any:
+        """The group's INFO sharding, from its leader if one answers (only
+        the leader knows how far its copies are)."""
         assert self._pool is not None
+        found: dict[str, Any] | None = None
         for address in servers:
             try:
                 text = yield self._pool.call(address, "INFO", "sharding")
             except Exception:
                 continue
             info = parse_info(text)
-            copies = [
-                {"slots": k[len("migration_") :].replace("_", "-"), **_kv_pairs(v)}
-                for k, v in info.items()
-                if k.startswith("migration_")
-            ]
-            return {
-                "group": gid,
-                "server": address,
-                "config": int(info.get("shard_config", 0)),
-                "incoming": info.get("shard_incoming", ""),
-                "outgoing": info.get("shard_outgoing", ""),
-                "release_pending": info.get("shard_release_pending", ""),
-                "copying": copies,
-            }
-        return {"group": gid, "error": "no server answered"}
+            if found is None or info.get("shard_leader") == "1":
+                found = {"address": address, "info": info}
+            if info.get("shard_leader") == "1":
+                break
+        if found is None:
+            return {"group": gid, "error": "no server answered"}
+        info = found["info"]
+        copies = [
+            {"slots": k[len("migration_") :].replace("_", "-"), **_kv_pairs(v)}
+            for k, v in info.items()
+            if k.startswith("migration_")
+        ]
+        return {
+            "group": gid,
+            "server": found["address"],
+            "config": int(info.get("shard_config", 0)),
+            "incoming": info.get("shard_incoming", ""),
+            "outgoing": info.get("shard_outgoing", ""),
+            "release_pending": info.get("shard_release_pending", ""),
+            "copying": copies,
+        }
 
     # -- writes ------------------------------------------------------------------------
     def _write_op(self, name: str, body: dict[str, Any]) -> defer.Deferred[Any]:

@@ -208,3 +208,15 @@ class RespClientPool:
         for conn in list(self._conns.values()):
             conn.close()
         self._conns.clear()
+
+
+def parse_info(text: bytes | str) -> dict[str, str]:
+    """``key:value`` lines of an INFO / RAFT.INFO reply."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    out = {}
+    for line in text.splitlines():
+        if ":" in line and not line.startswith("#"):
+            k, _, v = line.partition(":")
+            out[k.strip()] = v.strip()
+    return out

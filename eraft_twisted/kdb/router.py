@@ -18,7 +18,7 @@ from twisted.python.failure import Failure
 
 from ..hashslot import key_hash_slot
 from ..kv.shards import owner_map
-from ..resp.client import ReplyError, RespClientPool
+from ..resp.client import NotSent, ReplyError, RespClientPool
 from ..resp.commands import CommandError, CommandTable
 from ..resp.encoder import SimpleString, Verbatim
 
@@ -34,6 +34,8 @@ SINGLE_KEY = {
     "pexpire": -3, "expireat": -3, "pexpireat": -3, "ttl": 2, "pttl": 2, "persist": 2,
 }  # fmt: skip
 READONLY = {"get", "strlen", "type", "ttl", "pttl"}
+# Commands the router may send again after an unknown outcome.
+RETRY_SAFE = READONLY | {"mget", "exists", "scan", "keys", "dbsize", "info"}
 
 
 class Router:
@@ -70,8 +72,11 @@ class Router:
                 w.callback(None)
             return result
 
-        self._refreshing = self.meta.query(-1).addCallback(got).addBoth(done)
-        return self._refreshing
+        # Set before the callbacks run: a query that has already fired
+        # runs ``done`` at once, which must find this set to clear it.
+        self._refreshing = d = self.meta.query(-1)
+        d.addCallback(got).addBoth(done)
+        return d
 
     def groups(self) -> dict[int, list[str]]:
         if self.config is None:
@@ -97,6 +102,7 @@ class Router:
         """Run ``argv`` on the group owning ``slot``, following redirections."""
         if self.config is None:
             yield self.refresh()
+        readonly = argv[0].decode("latin-1").lower() in RETRY_SAFE
         address: str | None = None
         failures = 0
         for attempt in range(MAX_REDIRECTS):
@@ -117,7 +123,13 @@ class Router:
                     address = str(e).split()[2]
                     self.refresh()
                     continue
-                if code in ("TRYAGAIN", "CLUSTERDOWN", "TIMEOUT") and attempt < MAX_REDIRECTS - 1:
+                # -TIMEOUT: a write may still apply, so only a read is sent again.
+                retry = (
+                    ("TRYAGAIN", "CLUSTERDOWN", "TIMEOUT")
+                    if readonly
+                    else ("TRYAGAIN", "CLUSTERDOWN")
+                )
+                if code in retry and attempt < MAX_REDIRECTS - 1:
                     yield task.deferLater(self.reactor, 0.05 * (attempt + 1), lambda: None)
                     if code != "TRYAGAIN":
                         yield self.refresh()
@@ -126,6 +138,13 @@ class Router:
             except CommandError:
                 raise
             except Exception as e:  # connection refused or lost, timeout
+                if not readonly and not isinstance(e, NotSent):
+                    # The node may have received and applied it: sending it
+                    # again could apply it twice.
+                    raise CommandError(
+                        f"no answer from group {group} ({e}); the write may have been applied",
+                        code="TIMEOUT",
+                    ) from e
                 failures += 1
                 self._failed(group, target)
                 size = len(self.groups().get(group) or [1])

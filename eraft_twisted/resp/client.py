@@ -32,6 +32,12 @@ class ConnectionGone(Exception):
     """The connection closed before the reply arrived."""
 
 
+class NotSent(ConnectionGone):
+    """The command was certainly not sent (no connection could be had), so
+    it is safe to send it elsewhere; any other failure may come after the
+    server received -- and applied -- it."""
+
+
 class ReplyParser:
     """Incremental RESP2 reply parser that keeps status replies apart from
     bulk strings (``+OK`` -> SimpleString), which hiredis does not; used
@@ -121,7 +127,7 @@ class RespClientProtocol(Protocol):
     def call(self, *args: bytes | str | int) -> defer.Deferred[Any]:
         """Send one command; fires with its reply or fails with ReplyError."""
         if not self.connected_ or self.transport is None:
-            return defer.fail(ConnectionGone("not connected"))
+            return defer.fail(NotSent("not connected"))
         argv = [a if isinstance(a, bytes) else str(a).encode() for a in args]
         d: defer.Deferred[Any] = defer.Deferred()
         self._waiting.append(d)
@@ -200,9 +206,22 @@ class RespClientPool:
         return d
 
     def call(self, address: str, *args: bytes | str | int) -> defer.Deferred[Any]:
-        """Run one command on the node at ``address``."""
-        d = self._get(address).addCallback(lambda conn: conn.call(*args))
-        return d.addTimeout(self.timeout, self.reactor)
+        """Run one command on the node at ``address``; fails with
+        :class:`NotSent` if it never left this process."""
+        sending = False
+
+        def send(conn: RespClientProtocol) -> defer.Deferred[Any]:
+            nonlocal sending
+            sending = True
+            return conn.call(*args)
+
+        def not_sent(f: Failure) -> Failure:
+            if not sending and not f.check(NotSent):
+                raise NotSent(f"cannot connect to {address}: {f.getErrorMessage()}")
+            return f
+
+        d = self._get(address).addCallback(send)
+        return d.addTimeout(self.timeout, self.reactor).addErrback(not_sent)
 
     def close(self) -> None:
         for conn in list(self._conns.values()):

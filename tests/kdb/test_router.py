@@ -9,6 +9,7 @@ from twisted.internet.error import ConnectionRefusedError
 from twisted.trial import unittest
 
 from eraft_twisted.kdb.router import Router
+from eraft_twisted.resp.client import ConnectionGone, NotSent, ReplyError
 from eraft_twisted.resp.commands import CommandError
 
 SERVERS = ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"]
@@ -21,16 +22,24 @@ class FakeMeta:
 
 
 class FakePool:
-    """Refuses connections to the servers in ``down``; answers the rest."""
+    """Like RespClientPool: servers in ``down`` refuse connections (NotSent),
+    those in ``drop`` take the command and lose the connection, those in
+    ``replies`` answer that error; the rest answer their address."""
 
     def __init__(self, down: set[str]) -> None:
         self.down = down
+        self.drop: set[str] = set()
+        self.replies: dict[str, str] = {}
         self.calls: list[str] = []
 
     def call(self, address: str, *args: Any) -> defer.Deferred[Any]:
         self.calls.append(address)
         if address in self.down:
-            return defer.fail(ConnectionRefusedError(address))
+            return defer.fail(NotSent(str(ConnectionRefusedError(address))))
+        if address in self.drop:
+            return defer.fail(ConnectionGone("connection lost"))
+        if address in self.replies:
+            return defer.fail(ReplyError(self.replies[address]))
         return defer.succeed(address.encode())
 
 
@@ -69,4 +78,43 @@ class RouterFailoverTests(unittest.TestCase):
         d = self.router.call_slot(7, [b"GET", b"k"])
         self.pool.down = {SERVERS[0]}
         self.clock.advance(0.1)
+        self.assertEqual(self.successResultOf(d), SERVERS[1].encode())
+
+
+class RouterRetryTests(unittest.TestCase):
+    """A command is sent again only when that cannot apply it twice."""
+
+    def setUp(self) -> None:
+        self.clock = task.Clock()
+        self.router = Router(self.clock, FakeMeta())
+        self.pool = FakePool(set())
+        self.router.pool = self.pool  # type: ignore[assignment]
+
+    def test_a_write_that_was_never_sent_goes_to_the_next_server(self) -> None:
+        self.pool.down = {SERVERS[0]}
+        d = self.router.call_slot(7, [b"SET", b"k", b"v"])
+        self.assertEqual(self.successResultOf(d), SERVERS[1].encode())
+
+    def test_a_write_whose_connection_was_lost_is_not_sent_again(self) -> None:
+        self.pool.drop = {SERVERS[0]}
+        f = self.failureResultOf(self.router.call_slot(7, [b"INCR", b"k"]), CommandError)
+        self.assertEqual(f.value.code, "TIMEOUT")
+        self.assertIn("may have been applied", str(f.value))
+        self.assertEqual(self.pool.calls, [SERVERS[0]])
+
+    def test_a_write_answered_timeout_is_not_sent_again(self) -> None:
+        self.pool.replies = {SERVERS[0]: "TIMEOUT not confirmed in time"}
+        f = self.failureResultOf(self.router.call_slot(7, [b"SET", b"k", b"v"]), CommandError)
+        self.assertEqual(f.value.code, "TIMEOUT")
+        self.assertEqual(self.pool.calls, [SERVERS[0]])
+
+    def test_a_read_is_sent_again_after_a_lost_connection_or_timeout(self) -> None:
+        self.pool.drop = {SERVERS[0]}
+        d = self.router.call_slot(7, [b"GET", b"k"])
+        self.assertEqual(self.successResultOf(d), SERVERS[1].encode())
+        self.pool.replies = {SERVERS[1]: "TIMEOUT not confirmed in time"}
+        d = self.router.call_slot(7, [b"GET", b"k"])
+        self.clock.pump([0.05] * 40)
+        self.pool.replies = {}
+        self.clock.pump([0.05] * 40)
         self.assertEqual(self.successResultOf(d), SERVERS[1].encode())

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import defer, reactor, task
-from twisted.internet.error import ConnectionRefusedError
 from twisted.trial import unittest
 
-from eraft_twisted.resp.client import ConnectionGone, ReplyError, RespClientPool
+from eraft_twisted.resp.client import ConnectionGone, NotSent, ReplyError, RespClientPool
 from eraft_twisted.resp.commands import CommandError, CommandTable, register_connection_commands
 from eraft_twisted.resp.protocol import RespServerFactory
 
@@ -65,8 +64,9 @@ class ClientTests(unittest.TestCase):
         port = self.port.getHost().port
         yield self.port.stopListening()
         self.port = reactor.listenTCP(0, RespServerFactory(CommandTable()), interface="127.0.0.1")  # type: ignore[attr-defined]
-        with self.assertRaises(ConnectionRefusedError):
+        with self.assertRaises(NotSent) as refused:
             yield self.pool.call(f"127.0.0.1:{port}", "PING")
+        self.assertIn("refused", str(refused.exception))
 
     @defer.inlineCallbacks
     def test_connection_lost_fails_waiting_calls(self) -> Any:

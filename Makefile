@@ -4,6 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 SECONDS ?= 180
+CRASHES ?= 50
 
 .PHONY: install test lint run bench cluster cluster-stop jepsen clean
 
@@ -32,7 +33,7 @@ cluster-stop: $(STAMP)
 	$(BIN)/python -m eraft_twisted.devcluster stop
 
 jepsen: $(STAMP)
-	$(BIN)/python bench/jepsen.py --seconds $(SECONDS)
+	$(BIN)/python bench/jepsen.py --seconds $(SECONDS) --crash-loop $(CRASHES)
 
 bench: $(STAMP)
 	$(BIN)/python bench/raft_core.py

@@ -142,7 +142,13 @@ class ClusterCommands:
                 parent = "-" if node.master or master is None else master.name
                 slots = f" {ranges}" if node.master and ranges else ""
                 lines.append(
-                    f"{node.name} {host}:{port}@{port + 10000} {flags} {parent} 0 0 1 connected"
+                    f"{node.name} {host}:{port}@{_bus_port(port)} {flags} {parent} 0 0 1 connected"
                     + slots
                 )
         return Verbatim("\n".join(lines) + "\n")
+
+
+def _bus_port(port: int) -> int:
+    """Redis Cluster's conventional bus port (there is no bus here); 0
+    where port + 10000 would not be a port."""
+    return port + 10000 if port + 10000 <= 65535 else 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import os
 from typing import Any
 
 from twisted.internet import defer
@@ -77,3 +79,54 @@ class RaftAdmin:
     def snapshot(self, conn: Any, argv: list[bytes]) -> Any:
         d = self.server.node.compact(keep=0)
         return self._errors(d.addCallback(lambda _: SimpleString("OK")))
+
+
+class ConfigCommands:
+    """CONFIG GET over the node's actual settings (what redis-benchmark and
+    client libraries ask for); CONFIG SET is refused: every setting is a
+    start-up option, and the group's members must agree on them."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+
+    def register(self, table: CommandTable) -> None:
+        table.register("config", -2, ["admin"], None, 0, 0, 0)
+        sub = table.register_subcommand
+        sub("config", "get", -3, ["admin", "stale"], self.get)
+        sub("config", "set", -4, ["admin"], self.set)
+        sub("config", "resetstat", 2, ["admin"], lambda conn, argv: SimpleString("OK"))
+
+    def settings(self) -> dict[str, str]:
+        """Redis's name for each setting, with this node's value."""
+        s = self.server
+        host, port = parse_address(s.resp_address)
+        return {
+            "bind": host,
+            "port": str(port),
+            "dir": os.path.abspath(s.data_dir),
+            "databases": "1",
+            "appendonly": "yes",  # every write is in the Raft log
+            "appendfsync": "always" if s.fsync == "always" else "no",
+            "save": "",
+            "proto-max-bulk-len": str(s.max_bulk),
+            "timeout": "0",
+            "maxmemory": "0",
+            "maxmemory-policy": "noeviction",
+            "cluster-enabled": "yes" if s.meta else "no",
+        }
+
+    def get(self, conn: Any, argv: list[bytes]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        settings = self.settings()
+        for raw in argv[2:]:
+            pattern = raw.decode("latin-1").lower()
+            for name in fnmatch.filter(settings, pattern):
+                found[name] = settings[name]
+        return found
+
+    def set(self, conn: Any, argv: list[bytes]) -> Any:
+        name = argv[2].decode("latin-1")
+        raise CommandError(
+            f"CONFIG SET is not supported ('{name}'): restart the node with the option "
+            "or its config file"
+        )

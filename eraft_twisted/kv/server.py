@@ -17,7 +17,7 @@ from ..resp.encoder import Verbatim
 from ..resp.protocol import RespServerFactory
 from ..rpc.commands import ChangeMembership
 from ..rpc.metaclient import AMPMetaClient
-from .admin import RaftAdmin
+from .admin import ConfigCommands, RaftAdmin
 from .app import KVApplication
 from .cluster import ClusterCommands, Shard, ShardNode, node_name
 from .commands import KVCommands
@@ -205,6 +205,7 @@ class KVServer(RaftGroupServer):
         table.register("info", -1, ["readonly"], self._info, first_key=0, last_key=0)
         table.register("raft.info", 1, ["readonly"], self._raft_info, first_key=0, last_key=0)
         RaftAdmin(self).register(table)
+        ConfigCommands(self).register(table)
         ClusterCommands(self._topology).register(table)
         self.resp_factory = RespServerFactory(table, max_bulk=self.max_bulk)
         strports.service(tcp_endpoint(self.resp_address), self.resp_factory).setServiceParent(self)

@@ -135,6 +135,24 @@ class ThreeNodeGroupTests(unittest.TestCase):
         with self.assertRaisesRegex(redis.ResponseError, "wrong number of arguments for 'get'"):
             c.execute_command("GET")
 
+    def test_config_get_reports_the_nodes_settings_and_set_is_refused(self) -> None:
+        node = self.cluster.nodes[1]
+        c = node.client()
+        self.assertEqual(c.config_get("append*"), {"appendonly": "yes", "appendfsync": "always"})
+        got = c.config_get("port", "dir", "cluster-enabled", "no-such-*")
+        self.assertEqual(
+            got,
+            {
+                "port": str(node.resp_port),
+                "dir": os.path.abspath(node.data),
+                "cluster-enabled": "no",
+            },
+        )
+        with self.assertRaisesRegex(redis.ResponseError, "CONFIG SET is not supported"):
+            c.config_set("maxmemory", "1mb")
+        with self.assertRaisesRegex(redis.ResponseError, "wrong number of arguments"):
+            c.execute_command("CONFIG", "GET")
+
     def test_big_value_replicates(self) -> None:
         # 16 MiB, written through a follower: forwarded, then replicated in
         # AMP commands whose values are split at AMP's 64 KiB limit.

@@ -501,11 +501,11 @@ class RaftNode(Service):
             self._ready_done = None
             self._schedule()
 
-        def failed(f: Any) -> None:
-            log.failure("fatal error handling a Ready; stopping this node", f)
-            self._stopped = True
+        d.addCallbacks(done, self._fatal)
 
-        d.addCallbacks(done, failed)
+    def _fatal(self, f: Any) -> None:
+        log.failure("fatal error handling a Ready; stopping this node", f)
+        self._stopped = True
 
     @defer.inlineCallbacks
     def _handle_ready(self, rd: Ready) -> Any:
@@ -521,7 +521,14 @@ class RaftNode(Service):
             yield self.storage.install_snapshot(rd.snapshot)
             self.app.restore_snapshot(rd.snapshot)
         if rd.entries or rd.hard_state is not None:
-            yield self.storage.persist(rd.entries, rd.hard_state, sync=rd.must_sync)
+            persisted = self.storage.persist(rd.entries, rd.hard_state, sync=rd.must_sync)
+            if rd.must_sync:
+                yield persisted
+            else:
+                # Only the commit index changed: nothing sent or applied
+                # depends on it being on disk (it is recovered from a
+                # quorum), and the writer keeps it in order with what follows.
+                persisted.addErrback(self._fatal)
         if not leader_now:
             self._send(rd.messages)
         if rd.committed_entries:

@@ -156,6 +156,10 @@ class _ClientFactory(Factory):
         return _ClientAMP(self.link)
 
 
+LINK_WAIT = 2.0
+"""Seconds a forwarded request waits for a peer link that is reconnecting."""
+
+
 class PeerLink:
     """The outgoing link to one peer, reconnecting with backoff."""
 
@@ -241,20 +245,34 @@ class PeerTransport(MultiService):
                 log.debug("send to {peer} failed: {e}", peer=nid, e=e)
                 self.on_unreachable(nid)
 
+    def _proto(self, nid: int, error: Callable[[str], Exception]) -> defer.Deferred[Any]:
+        """The link to ``nid``, waiting up to LINK_WAIT for it to (re)connect
+        (its retry back-off right after start-up, say): nothing has been sent
+        yet, so waiting is safe where failing would bounce a client."""
+        link = self.links.get(nid)
+        if link is None:
+            return defer.fail(error(f"peer {nid} is unknown"))
+        if link.proto is not None:
+            return defer.succeed(link.proto)
+        d: defer.Deferred[Any] = link.service.whenConnected()
+
+        def unreachable(f: Failure) -> Failure:
+            if f.check(defer.CancelledError, defer.TimeoutError):
+                raise error(f"peer {nid} is unreachable")
+            return f
+
+        return d.addTimeout(LINK_WAIT, self.reactor).addErrback(unreachable)
+
     def call(self, nid: int, command: type[amp.Command], **kw: Any) -> defer.Deferred[Any]:
         """Call an AMP command on member ``nid`` and get its answer."""
-        link = self.links.get(nid)
-        if link is None or link.proto is None:
-            return defer.fail(ConnectionError(f"peer {nid} is unreachable"))
-        d: defer.Deferred[Any] = link.proto.callRemote(command, **kw)
-        return d
+        return self._proto(nid, ConnectionError).addCallback(
+            lambda proto: proto.callRemote(command, **kw)
+        )
 
     def forward_propose(self, nid: int, data: bytes) -> defer.Deferred[bytes]:
         """Ask member ``nid`` (the leader) to propose ``data``."""
-        link = self.links.get(nid)
-        if link is None or link.proto is None:
-            return defer.fail(LeaderUnreachable(f"leader {nid} is unreachable"))
-        d = link.proto.callRemote(Propose, data=data)
+        d = self._proto(nid, LeaderUnreachable)
+        d.addCallback(lambda proto: proto.callRemote(Propose, data=data))
         return d.addCallback(lambda r: r["result"])
 
 

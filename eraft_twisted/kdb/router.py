@@ -35,7 +35,7 @@ SINGLE_KEY = {
 }  # fmt: skip
 READONLY = {"get", "strlen", "type", "ttl", "pttl"}
 # Commands the router may send again after an unknown outcome.
-RETRY_SAFE = READONLY | {"mget", "exists", "scan", "keys", "dbsize", "info"}
+RETRY_SAFE = READONLY | {"mget", "exists", "eraft.scan", "keys", "dbsize", "info"}
 
 
 class Router:
@@ -245,29 +245,19 @@ class RouterCommands:
         ]
         return _gather(calls).addCallback(sum)
 
-    @defer.inlineCallbacks
     def scan(self, conn: Any, argv: list[bytes]) -> Any:
-        """The cursor is ``group index * 16385 + that group's slot cursor``."""
+        """The cursor is the next hash slot: ``ERAFT.SCAN`` goes to the slot's
+        owner, which scans up to the first slot it does not serve (or
+        redirects), so each slot is visited once, by its owner at the time."""
         try:
             cursor = int(argv[1])
         except ValueError:
             raise CommandError("invalid cursor") from None
-        if self.router.config is None:
-            yield self.router.refresh()
-        gids = sorted(g for g in self.router.groups() if g in set(self.router.owners))
-        gi, inner = divmod(cursor, SLOTS + 1)
-        if cursor < 0 or gi >= max(1, len(gids)):
+        if cursor < 0:
             raise CommandError("invalid cursor")
-        if not gids:
-            return [b"0", []]
-        slot = self.router.owners.index(gids[gi])
-        reply = yield self.router.call_slot(slot, [b"SCAN", str(inner).encode(), *argv[2:]])
-        nxt = int(reply[0])
-        if nxt == 0:
-            gi, nxt = gi + 1, 0
-            if gi >= len(gids):
-                return [b"0", reply[1]]
-        return [str(gi * (SLOTS + 1) + nxt).encode(), reply[1]]
+        if cursor >= SLOTS:
+            return defer.succeed([b"0", []])
+        return self.router.call_slot(cursor, [b"ERAFT.SCAN", *argv[1:]])
 
     def keys(self, conn: Any, argv: list[bytes]) -> Any:
         return self.router.all_groups(argv).addCallback(lambda rs: [k for r in rs for k in r])

@@ -13,7 +13,7 @@ from typing import Any
 
 from twisted.internet import defer
 
-from ..hashslot import key_hash_slot
+from ..hashslot import SLOTS, key_hash_slot
 from ..node.driver import RaftTimeout, RaftUnavailable
 from ..raft.types import NotLeader, ProposalDropped, RaftError
 from ..resp.commands import CommandError, CommandTable
@@ -143,6 +143,7 @@ class KVCommands:
         r("pttl", 2, ro, lambda c, a: self._ttl(a[1], 1))
         r("persist", 2, w, lambda c, a: self._write(Op.PERSIST, a[1]))
         r("scan", -2, ro, self.scan, first_key=0, last_key=0)
+        r("eraft.scan", -2, ["readonly", "admin"], self.cluster_scan, first_key=0, last_key=0)
         r("keys", 2, ro, self.keys, first_key=0, last_key=0)
         r("dbsize", 1, ro, self.dbsize, first_key=0, last_key=0)
         r("flushall", -1, w, self.flushall, first_key=0, last_key=0)
@@ -192,11 +193,14 @@ class KVCommands:
 
         return self._read(ttl, [key])
 
-    def scan(self, conn: Any, argv: list[bytes]) -> Any:
+    @staticmethod
+    def _scan_args(argv: list[bytes]) -> tuple[int, int, bytes | None, bool]:
+        """(cursor, count, match, only strings?) of ``SCAN cursor [MATCH p]
+        [COUNT n] [TYPE t]``; a TYPE other than string matches nothing."""
         cursor = _int_arg(argv[1])
         if cursor < 0:
             raise CommandError("invalid cursor")
-        count, match = 10, None
+        count, match, strings = 10, None, True
         i = 2
         while i < len(argv):
             opt = argv[i].lower()
@@ -209,17 +213,52 @@ class KVCommands:
             elif opt == b"match":
                 match = argv[i + 1]
             elif opt == b"type":
-                if argv[i + 1].lower() != b"string":
-                    return [b"0", []]
+                strings = argv[i + 1].lower() == b"string"
             else:
                 raise _syntax()
             i += 2
+        return cursor, count, match, strings
+
+    def scan(self, conn: Any, argv: list[bytes]) -> Any:
+        """This node's keys (in a sharded group: of the slots it serves, as
+        SCAN on a Redis Cluster node); the cursor is the next slot."""
+        cursor, count, match, strings = self._scan_args(argv)
+        if not strings:
+            return [b"0", []]
 
         def run() -> defer.Deferred[Any]:
             d = self.store.scan(cursor, count, match, self.now_ms(), self._served())
             return d.addCallback(lambda r: [str(r[0]).encode(), r[1]])
 
         return self._read(lambda: None).addCallback(lambda _: run())
+
+    def cluster_scan(self, conn: Any, argv: list[bytes]) -> Any:
+        """``ERAFT.SCAN`` (for the router): SCAN from slot ``cursor`` on, up
+        to the first slot this group does not serve right now. If that is
+        the cursor's own slot, the reply is its -MOVED / -TRYAGAIN, so the
+        router's cursor visits every slot once, at whichever group owns it
+        then: a key present for the whole iteration is returned exactly
+        once, even while its slot moves."""
+        cursor, count, match, strings = self._scan_args(argv)
+        if cursor >= SLOTS:
+            return [b"0", []]
+
+        def run() -> Any:
+            end = SLOTS
+            shards = self._sharded()
+            if shards is not None:
+                refused = shards.check_slot(cursor)
+                if refused is not None:
+                    raise CommandError(refused[1], code=refused[0])
+                end = next(
+                    (s for s in range(cursor + 1, SLOTS) if shards.check_slot(s) is not None), SLOTS
+                )
+            if not strings:
+                return [str(0 if end >= SLOTS else end).encode(), []]
+            d = self.store.scan(cursor, count, match, self.now_ms(), None, end)
+            return d.addCallback(lambda r: [str(r[0]).encode(), r[1]])
+
+        return self._read(run)
 
     def keys(self, conn: Any, argv: list[bytes]) -> Any:
         pattern = argv[1]

@@ -189,11 +189,13 @@ class KVStore:
         match: bytes | None,
         now_ms: int,
         served: Callable[[int], bool] | None = None,
+        end: int = SLOTS,
     ) -> defer.Deferred[tuple[int, list[bytes]]]:
         """SCAN by hash slot: returns (next cursor, keys); cursor 0 = done.
 
         The cursor is the next slot to visit, so every key present for the
-        whole iteration is returned exactly once.
+        whole iteration is returned exactly once. The scan stops before
+        slot ``end`` (the next cursor is then ``end``).
         """
         snap, overlay = self._view()
         regex = glob_to_regex(match) if match and match != b"*" else None
@@ -201,7 +203,7 @@ class KVStore:
         def work() -> tuple[int, list[bytes]]:
             keys: list[bytes] = []
             slot = cursor
-            while slot < SLOTS:
+            while slot < end:
                 if served is None or served(slot):
                     keys.extend(self._slot_keys(snap, overlay, slot, slot, now_ms, regex))
                 slot += 1

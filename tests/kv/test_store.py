@@ -54,6 +54,16 @@ class StoreTests(unittest.TestCase):
         self.assertEqual(self.successResultOf(self.store.keys(b"k1?", 0)).__len__(), 10)
         self.assertEqual(self.successResultOf(self.store.count(0)), 300)
 
+    def test_scan_stops_at_its_end_slot(self) -> None:
+        keys = [b"k%d" % i for i in range(300)]
+        self.apply(encode_op(Op.MSET, 0, [x for k in keys for x in (k, b"v")]))
+        cursor, batch = self.successResultOf(self.store.scan(0, 1000, None, 0, None, 8192))
+        self.assertEqual(cursor, 8192)
+        self.assertEqual(sorted(batch), sorted(k for k in keys if key_hash_slot(k) < 8192))
+        cursor, batch = self.successResultOf(self.store.scan(8192, 1000, None, 0))
+        self.assertEqual(cursor, 0)
+        self.assertEqual(sorted(batch), sorted(k for k in keys if key_hash_slot(k) >= 8192))
+
     def test_expiry_heap_only_returns_current_deadlines(self) -> None:
         self.apply(
             encode_op(Op.SET, 0, b"a", b"1", 100, 0, False),

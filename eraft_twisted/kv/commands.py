@@ -250,9 +250,7 @@ class KVCommands:
                 refused = shards.check_slot(cursor)
                 if refused is not None:
                     raise CommandError(refused[1], code=refused[0])
-                end = next(
-                    (s for s in range(cursor + 1, SLOTS) if shards.check_slot(s) is not None), SLOTS
-                )
+                end = shards.served_until(cursor + 1)
             if not strings:
                 return [str(0 if end >= SLOTS else end).encode(), []]
             d = self.store.scan(cursor, count, match, self.now_ms(), None, end)

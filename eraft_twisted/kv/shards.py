@@ -93,6 +93,17 @@ class ShardState:
             return "CLUSTERDOWN", f"hash slot {slot} is not served by any group"
         return "MOVED", f"{slot} {servers[0]}"
 
+    def served_until(self, start: int) -> int:
+        """The first slot from ``start`` on that this group does not serve
+        right now (16384 if it serves them all)."""
+        if not self.sharded():
+            return len(self.owners)
+        owners, incoming, group = self.owners, self.incoming, self.group
+        slot = start
+        while slot < len(owners) and owners[slot] == group and slot not in incoming:
+            slot += 1
+        return slot
+
     # -- transitions (deterministic, applied through the log) -------------
     def apply_config(self, group: int, config: dict[str, Any]) -> bool:
         """Move to ``config`` if it is the next one; False if ignored."""

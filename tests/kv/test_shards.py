@@ -42,6 +42,10 @@ class ShardStateTests(unittest.TestCase):
         self.assertEqual(a.check_slot(9000), ("MOVED", "9000 127.0.0.1:7002"))
         self.assertEqual(b.check_slot(9000)[0], "TRYAGAIN")
         self.assertEqual(b.check_slot(10)[0], "MOVED")
+        # How far a scan from a slot may go before it must ask the next owner.
+        self.assertEqual((a.served_until(0), a.served_until(8192)), (8192, 8192))
+        self.assertEqual((b.served_until(0), b.served_until(9000)), (0, 9000))
+        self.assertEqual(ShardState().served_until(5), 16384)  # not sharded: all of it
         # The next config waits for the fetch.
         self.assertFalse(b.apply_config(B, BACK))
         self.assertTrue(a.frozen_for(2, 8192, 16383))
@@ -50,6 +54,7 @@ class ShardStateTests(unittest.TestCase):
         self.assertFalse(b.install_done(1, 8192, 16383))
         self.assertTrue(b.install_done(2, 8192, 16383))
         self.assertIsNone(b.check_slot(9000))
+        self.assertEqual(b.served_until(8192), 16384)
         self.assertEqual(b.runs(b.notify), [(8192, 16383, A, 2)])
         self.assertEqual(a.release(2, 8192, 16383), [(8192, 16383)])
         self.assertEqual(a.release(2, 8192, 16383), [])

@@ -11,7 +11,14 @@ import time
 
 import redis
 
-from eraft_twisted.testing.nemesis import ROOT, TWISTD, free_ports, twistd_argv, twistd_env
+from eraft_twisted.testing.nemesis import (
+    ROOT,
+    TWISTD,
+    free_ports,
+    tail_log,
+    twistd_argv,
+    twistd_env,
+)
 
 __all__ = ["ROOT", "TWISTD", "Cluster", "Node", "eraftctl", "free_ports", "twistd_env"]
 
@@ -62,11 +69,7 @@ class Node:
         raise RuntimeError(f"node {self.node_id} did not come up: {self.tail_log()}")
 
     def tail_log(self, n: int = 30) -> str:
-        try:
-            with open(self.log_path) as f:
-                return "".join(f.readlines()[-n:])
-        except OSError:
-            return "(no log)"
+        return tail_log(self.log_path, n)
 
     def client(self, timeout: float = 10.0, **kw: object) -> redis.Redis:
         return redis.Redis(
@@ -141,13 +144,13 @@ class Cluster:
         raise RuntimeError("no leader elected")
 
 
-def eraftctl(*argv: str) -> subprocess.CompletedProcess[str]:
+def eraftctl(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Run ``eraftctl`` from this checkout; text output captured."""
     return subprocess.run(
         [sys.executable, "-m", "eraft_twisted.cli", *argv],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         env=twistd_env(),
         cwd=ROOT,
     )

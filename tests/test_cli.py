@@ -32,7 +32,7 @@ from eraft_twisted.kv.info import raft_fields
 from eraft_twisted.meta.http import AdminAPI
 from eraft_twisted.resp.client import ReplyError
 from tests.meta.test_http import FakeNode
-from tests.procs import ROOT, Cluster, eraftctl, free_ports, twistd_env
+from tests.procs import ROOT, Cluster, eraftctl, free_ports
 
 
 class RefusingHTTP:
@@ -735,14 +735,7 @@ class CliProcessTests(unittest.TestCase):
     """The real console entry point: exit codes and one-line messages."""
 
     def run_ctl(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "eraft_twisted.cli", *argv],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env=twistd_env(),
-            cwd=ROOT,
-        )
+        return eraftctl(*argv, timeout=30)
 
     def test_connection_refused(self) -> None:
         port = free_ports(1)[0]

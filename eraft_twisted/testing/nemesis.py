@@ -338,6 +338,15 @@ def twistd_env() -> dict[str, str]:
     return env
 
 
+def tail_log(path: str, n: int = 30) -> str:
+    """The last ``n`` lines of a process's log, for failure messages."""
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return "(no log)"
+
+
 def twistd_argv(
     log_path: str, plugin: str, node_id: int, data: str, peers: list[str], *extra: str
 ) -> list[str]:
@@ -510,11 +519,7 @@ class NodeProcess:
         raise RuntimeError(f"node {self.node_id} did not come up: {self.tail_log()}")
 
     def tail_log(self, n: int = 30) -> str:
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "".join(f.readlines()[-n:])
-        except OSError:
-            return "(no log)"
+        return tail_log(self.log_path, n)
 
     def signal(self, sig: int) -> None:
         if self.alive:

@@ -19,7 +19,7 @@ from twisted.trial import unittest
 
 from eraft_twisted.rpc.metaclient import AMPMetaClient
 from eraft_twisted.tap.eraftmeta import Options
-from eraft_twisted.testing.nemesis import twistd_argv
+from eraft_twisted.testing.nemesis import tail_log, twistd_argv
 from tests.procs import ROOT, eraftctl, free_ports, twistd_env
 from tests.test_tap_options import OptionsCase
 
@@ -90,11 +90,7 @@ class MetaProc:
         return http("GET", self.url + "/status", timeout=2)[1]  # type: ignore[no-any-return]
 
     def tail_log(self, n: int = 30) -> str:
-        try:
-            with open(self.log_path) as f:
-                return "".join(f.readlines()[-n:])
-        except OSError:
-            return "(no log)"
+        return tail_log(self.log_path, n)
 
     def kill(self) -> None:
         if self.alive():

@@ -357,40 +357,71 @@ class RaftNode(Service):
         self._schedule()
         return self._with_timeout(d, "membership change")
 
+    def _via_leader(
+        self,
+        local: Callable[[], defer.Deferred[Any]],
+        forward: Callable[[int], defer.Deferred[Any]],
+        what: str,
+    ) -> defer.Deferred[Any]:
+        """``local()`` if this node leads, else ``forward(leader)``; with no
+        leader known (an election or a transfer under way) wait for one, as
+        a write does, up to the request timeout."""
+        if self.is_leader:
+            return local()
+        if self.raw is None or self.transport is None:
+            return defer.fail(RaftUnavailable("node not started"))
+        if self.leader != NONE:
+            return forward(self.leader)
+        d = self._with_timeout(self._until_leader_known(), what)
+        return d.addCallback(lambda _: self._via_leader(local, forward, what))
+
+    @defer.inlineCallbacks
+    def _until_leader_known(self) -> Any:
+        while self.leader == NONE:
+            if self._stopped:
+                raise RaftUnavailable("node is shutting down")
+            yield self._wait_leader()
+
     def change_membership(self, kind: int, node_id: int, address: str) -> defer.Deferred[int]:
         """Add a learner (``ADD_LEARNER``), promote/add a voter or remove a
         member, through the leader; fires with the change's log index once
         applied. ``address`` is the member's peer address (for adds)."""
         cc = ConfChange(ConfChangeType(kind), node_id, address.encode())
-        if self.is_leader:
+
+        def local() -> defer.Deferred[Any]:
             if cc.type != ConfChangeType.REMOVE and address:
                 for cb in self.on_member_address:
                     cb(node_id, address)
             index = self.raw.raft.log.last_index() + 1 if self.raw else 0
-            d = self.propose_conf_change(cc)
-            return d.addCallback(lambda _: index)
-        leader = self.leader
-        if leader == NONE or self.transport is None:
-            return defer.fail(RaftUnavailable("no leader to change the membership"))
-        d2: defer.Deferred[Any] = self.transport.call(  # type: ignore[attr-defined]
-            leader, ChangeMembership, kind=kind, node_id=node_id, address=address
-        )
-        return d2.addCallback(lambda r: r["index"])
+            return self.propose_conf_change(cc).addCallback(lambda _: index)
+
+        def forward(leader: int) -> defer.Deferred[Any]:
+            assert self.transport is not None
+            d: defer.Deferred[Any] = self.transport.call(  # type: ignore[attr-defined]
+                leader, ChangeMembership, kind=kind, node_id=node_id, address=address
+            )
+            return d.addCallback(lambda r: r["index"])
+
+        return self._via_leader(local, forward, "membership change")
 
     def transfer_leadership(self, target: int = NONE) -> defer.Deferred[int]:
         """Hand leadership to ``target`` (or the most up-to-date follower);
         fires with the new leader's id, or fails if it did not move within
         two election timeouts (the old leader then carries on)."""
-        if self.raw is None:
-            return defer.fail(RaftUnavailable("node not started"))
-        if not self.is_leader:
-            leader = self.leader
-            if leader == NONE or self.transport is None:
-                return defer.fail(RaftUnavailable("no leader to transfer from"))
-            d2: defer.Deferred[Any] = self.transport.call(  # type: ignore[attr-defined]
+
+        def forward(leader: int) -> defer.Deferred[Any]:
+            assert self.transport is not None
+            d: defer.Deferred[Any] = self.transport.call(  # type: ignore[attr-defined]
                 leader, TransferLeader, target=target
             )
-            return d2.addCallback(lambda r: r["leader"])
+            return d.addCallback(lambda r: r["leader"])
+
+        return self._via_leader(
+            lambda: self._transfer_from_here(target), forward, "leadership transfer"
+        )
+
+    def _transfer_from_here(self, target: int) -> defer.Deferred[Any]:
+        assert self.raw is not None
         raft = self.raw.raft
         voters = [v for v in raft.conf.voters if v != self.node_id]
         if target == NONE:

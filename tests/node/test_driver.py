@@ -13,7 +13,7 @@ from eraft_twisted.kv.statemachine import OK, Op, encode_op
 from eraft_twisted.kv.store import KVStore
 from eraft_twisted.node.driver import RaftNode, RaftTimeout, RaftUnavailable
 from eraft_twisted.raft.core import Config
-from eraft_twisted.raft.types import ConfState, Message, Role
+from eraft_twisted.raft.types import NONE, ConfChangeType, ConfState, Message, Role
 from eraft_twisted.rpc.codec import decode_result, encode_result
 from eraft_twisted.rpc.commands import LeaderUnreachable
 from eraft_twisted.storage.leveldb import LevelDBStorage
@@ -166,3 +166,26 @@ class DriverTests(unittest.TestCase):
         self.run_for(1)
         self.assertEqual(self.successResultOf(d), 5)
         self.assertEqual(len(calls), 2)
+
+    def test_admin_requests_on_a_node_that_knows_no_leader_wait_for_one(self) -> None:
+        # Before the first election nobody knows a leader: a transfer asked
+        # of any node goes through once there is one, instead of failing.
+        def call(to: int, command: Any, target: int) -> Any:
+            d = self.net.nodes[to].transfer_leadership(target)
+            return d.addCallback(lambda leader: {"leader": leader})
+
+        for n in self.net.nodes.values():
+            n.transport.call = call  # type: ignore[union-attr]
+        asked = self.net.nodes[2]
+        self.assertEqual(asked.leader, NONE)
+        d = asked.transfer_leadership(2)
+        self.assertNoResult(d)
+        self.run_for(6)
+        self.assertEqual(self.successResultOf(d), 2)
+        self.assertTrue(asked.is_leader)
+
+    def test_waiting_for_a_leader_is_bounded_by_the_request_timeout(self) -> None:
+        self.net.cut = set(self.net.nodes)  # no election can succeed
+        d = self.net.nodes[1].change_membership(int(ConfChangeType.REMOVE), 2, "")
+        self.run_for(3.5)
+        self.failureResultOf(d, RaftTimeout)

@@ -23,6 +23,16 @@ class KVApplication:
         self.sm = KVStateMachine(store)
         self.addresses: dict[int, str] = {}
         self.on_addresses: list[Callable[[dict[int, str]], None]] = []
+        self.load_replicated_state()
+
+    def load_replicated_state(self) -> None:
+        """Restore what the state machine keeps besides the data (member
+        addresses, RESP addresses, slot ownership) from the store: on start,
+        before the node serves or proposes anything, and after a snapshot
+        replaced the data. Nothing is rebuilt by replaying the log."""
+        self.load_addresses()
+        self.sm.load_members()
+        self.sm.load_shards()
 
     def apply_batch(self, entries: list[Entry], conf_state: ConfState | None = None) -> list[Any]:
         """Apply entries in order; ``conf_state`` is the membership after
@@ -65,8 +75,7 @@ class KVApplication:
     def restore_snapshot(self, snapshot: Snapshot) -> None:
         """The data was replaced by an installed snapshot: forget caches."""
         self.store.reset()
-        self.load_addresses()
-        self.sm.load_members()
+        self.load_replicated_state()
         for cb in self.on_addresses:
             cb(self.addresses)
         self.store.load_expiry().addErrback(

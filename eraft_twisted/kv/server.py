@@ -186,10 +186,7 @@ class KVServer(RaftGroupServer):
         self.store.load_expiry().addErrback(
             lambda f: log.failure("loading key expiry times failed", f)
         )
-        app = KVApplication(self.store)
-        app.load_addresses()
-        app.sm.load_members()
-        return app
+        return KVApplication(self.store)
 
     def describe(self) -> str:
         return f"peers on {self.peers[self.node_id]}, RESP on {self.resp_address}"

@@ -146,5 +146,4 @@ class MigrationTests(unittest.TestCase):
         self.assertEqual(b.app.sm.shards.notify, {})
         # The state survives a restart (it is replicated state on disk).
         again = KVApplication(KVStore(b.storage, None))
-        again.sm.load_shards()
         self.assertEqual(again.sm.shards, b.app.sm.shards)

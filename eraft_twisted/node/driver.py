@@ -177,11 +177,12 @@ class RaftNode(Service):
             self._ticker.stop()
         if self._scheduled is not None and self._scheduled.active():
             self._scheduled.cancel()
+        # Appended proposals may still commit (on the other members): their
+        # outcome is unknown, never "not applied".
+        self._fail_pending(
+            lambda index: True, "node is shutting down; the write may have been applied"
+        )
         err = RaftUnavailable("node is shutting down")
-        for _, d in list(self._pending.values()):
-            if not d.called:
-                d.errback(err)
-        self._pending.clear()
         for r in self._all_reads():
             if not r.d.called:
                 r.d.errback(err)
@@ -551,6 +552,12 @@ class RaftNode(Service):
         if rd.snapshot is not None:
             yield self.storage.install_snapshot(rd.snapshot)
             self.app.restore_snapshot(rd.snapshot)
+            covered = rd.snapshot.meta.index
+            self._fail_pending(
+                lambda index: index <= covered,
+                "leadership changed and a snapshot replaced the log; "
+                "the write may have been applied",
+            )
         if rd.entries or rd.hard_state is not None:
             persisted = self.storage.persist(rd.entries, rd.hard_state, sync=rd.must_sync)
             if rd.must_sync:
@@ -604,12 +611,20 @@ class RaftNode(Service):
                 d.errback(ProposalLost("leadership changed before the write committed"))
             else:
                 d.callback(result)
-        # Anything proposed at or below the applied index and not matched is lost.
+        # Anything proposed at or below the applied index and not matched was
+        # skipped by an installed snapshot, which may well contain it.
         last = entries[-1].index
-        for idx in [i for i in self._pending if i <= last]:
+        self._fail_pending(
+            lambda index: index <= last,
+            "leadership changed and a snapshot replaced the log; the write may have been applied",
+        )
+
+    def _fail_pending(self, which: Callable[[int], bool], why: str) -> None:
+        """Fail the proposals at the chosen indexes with an unknown outcome."""
+        for idx in [i for i in self._pending if which(i)]:
             _, d = self._pending.pop(idx)
             if not d.called:
-                d.errback(ProposalLost("leadership changed before the write committed"))
+                d.errback(RaftTimeout(why, self.leader))
 
     def _soft_state_changed(self, leader: int, role: Role) -> None:
         log.info(

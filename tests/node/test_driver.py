@@ -15,7 +15,7 @@ from eraft_twisted.node.driver import RaftNode, RaftTimeout, RaftUnavailable
 from eraft_twisted.raft.core import Config
 from eraft_twisted.raft.types import NONE, ConfChangeType, ConfState, Message, Role
 from eraft_twisted.rpc.codec import decode_result, encode_result
-from eraft_twisted.rpc.commands import LeaderUnreachable
+from eraft_twisted.rpc.commands import LeaderUnreachable, SnapshotChunk, SnapshotEnd, SnapshotOpen
 from eraft_twisted.storage.leveldb import LevelDBStorage
 
 
@@ -26,6 +26,8 @@ class FakeNetwork:
         self.clock = clock
         self.nodes: dict[int, RaftNode] = {}
         self.cut: set[int] = set()
+        self.deaf: set[int] = set()
+        """Nodes that receive nothing (but still send)."""
         self.raft_messages = 0
 
     def transport_for(self, nid: int) -> Any:
@@ -35,7 +37,7 @@ class FakeNetwork:
             def send(self, msgs: list[Message]) -> None:
                 for m in msgs:
                     net.raft_messages += 1
-                    if nid in net.cut or m.to in net.cut:
+                    if nid in net.cut or m.to in net.cut or m.to in net.deaf:
                         continue
                     net.clock.callLater(0.001, net.nodes[m.to].receive_messages, [m])
 
@@ -43,6 +45,19 @@ class FakeNetwork:
                 if nid in net.cut or to in net.cut:
                     return defer.fail(RaftUnavailable("cut"))
                 return net.nodes[to].propose_forwarded(data)
+
+            def call(self, to: int, command: Any, **kw: Any) -> defer.Deferred[Any]:
+                if nid in net.cut or to in net.cut:
+                    return defer.fail(ConnectionError("cut"))
+                node = net.nodes[to]
+                if command is SnapshotOpen:
+                    d = node.snapshot_open(kw["sender"], kw["term"], kw["meta"])
+                    return d.addCallback(lambda stream: {"stream": stream})
+                if command is SnapshotChunk:
+                    return node.snapshot_chunk(kw["stream"], kw["items"])
+                if command is SnapshotEnd:
+                    return node.snapshot_end(kw["stream"])
+                raise NotImplementedError(command)
 
             def add_peer(self, nid: int, address: str) -> None:
                 pass
@@ -189,3 +204,70 @@ class DriverTests(unittest.TestCase):
         d = self.net.nodes[1].change_membership(int(ConfChangeType.REMOVE), 2, "")
         self.run_for(3.5)
         self.failureResultOf(d, RaftTimeout)
+
+    # -- outcomes: "not applied" only for what was never appended -----------
+    def test_shutdown_reports_appended_writes_as_unknown(self) -> None:
+        leader = self.leader()
+        self.net.cut = {n for n in self.net.nodes if n != leader.node_id}
+        d = leader.propose(encode_op(Op.INCRBY, 0, b"n", 1))  # appended, not committed
+        self.run_for(0.2)
+        leader.stopService()
+        f = self.failureResultOf(d, RaftTimeout)
+        self.assertIn("may have been applied", str(f.value))
+
+    def test_shutdown_fails_a_write_never_appended_as_unavailable(self) -> None:
+        self.net.cut = set(self.net.nodes)  # no leader: nothing can be appended
+        d = self.net.nodes[1].propose(encode_op(Op.INCRBY, 0, b"n", 1))
+        self.run_for(0.5)
+        self.net.nodes[1].stopService()
+        self.run_for(0.2)
+        f = self.failureResultOf(d, RaftUnavailable)
+        self.assertNotIsInstance(f.value, RaftTimeout)
+
+    def deposed_leader_with_a_committed_proposal(
+        self, forwarded: bool = False
+    ) -> tuple[RaftNode, Any]:
+        """A leader appends a write (its own, or one a follower forwarded) and
+        replicates it, but hears no answer; it is cut off, the others elect a
+        leader that commits the write and compacts its log past it; then the
+        old leader is let back in. Returns (old leader, the client's Deferred)."""
+        old = self.leader()
+        for n in self.net.nodes.values():
+            n.request_timeout = 60.0  # the outcome must come from Raft, not a timeout
+        via = next(n for n in self.net.nodes.values() if n is not old) if forwarded else old
+        self.net.deaf = {old.node_id}
+        d = via.propose(encode_op(Op.INCRBY, 0, b"n", 1))
+        self.run_for(0.1)
+        self.net.deaf = set()
+        self.net.cut = {old.node_id}
+        self.run_for(4)
+        new = next(n for n in self.net.nodes.values() if n.is_leader and n is not old)
+        for i in range(5):
+            self.successResultOf_after(
+                new.propose(encode_op(Op.SET, 0, b"k%d" % i, b"v", 0, 0, False))
+            )
+        self.assertEqual(self.stores[new.node_id].get(b"n", 0), b"1")
+        self.successResultOf_after(new.compact(keep=0))
+        self.assertGreater(new.storage.first_index(), old.storage.last_index())
+        self.assertNoResult(d)
+        self.net.cut = set()
+        self.run_for(3)
+        self.assertEqual(old.snapshot_receiver.received, 1)
+        # Traffic goes on, so the old leader applies entries past its proposal.
+        self.successResultOf_after(new.propose(encode_op(Op.SET, 0, b"after", b"v", 0, 0, False)))
+        return old, d
+
+    def test_a_proposal_covered_by_an_installed_snapshot_is_unknown_not_lost(self) -> None:
+        old, d = self.deposed_leader_with_a_committed_proposal()
+        # The write did apply (through the snapshot): "not applied" would be a lie.
+        f = self.failureResultOf(d, RaftTimeout)
+        self.assertIn("may have been applied", str(f.value))
+        self.assertEqual(self.stores[old.node_id].get(b"n", 0), b"1")
+
+    def test_a_forwarded_write_covered_by_a_snapshot_is_not_sent_again(self) -> None:
+        _, d = self.deposed_leader_with_a_committed_proposal(forwarded=True)
+        self.run_for(2)
+        f = self.failureResultOf(d, RaftTimeout)
+        self.assertIn("may", str(f.value))
+        for store in self.stores.values():
+            self.assertEqual(store.get(b"n", 0), b"1")  # applied once, never twice

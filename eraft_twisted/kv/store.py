@@ -66,8 +66,9 @@ def glob_to_regex(pattern: bytes) -> re.Pattern[bytes]:
 
 
 class _ClearedView:
-    """A LevelDB snapshot minus the slot ranges a FLUSHALL or a migration is
-    still deleting in the writer thread: those keys are gone already."""
+    """A LevelDB snapshot minus the slot ranges a FLUSHALL or a migration was
+    deleting in the writer thread when the snapshot was taken: those keys
+    are gone already, whether or not the delete reached the snapshot."""
 
     def __init__(self, snap: Any, cleared: Callable[[bytes], bool]) -> None:
         self._snap = snap
@@ -178,9 +179,17 @@ class KVStore:
         }
         if not self._clearing:
             return snap, overlay
-        overlay = {k: v for k, v in overlay.items() if not self._cleared(k)}
+        # The ranges being cleared as of now, frozen: the clear may finish
+        # while the view is read, and the snapshot still has those keys.
+        clearing = tuple(self._clearing)
+
+        def cleared(key: bytes) -> bool:
+            slot = key_hash_slot(key)
+            return any(lo <= slot <= hi for lo, hi in clearing)
+
+        overlay = {k: v for k, v in overlay.items() if not cleared(k)}
         overlay.update(self._after_clear)
-        return _ClearedView(snap, self._cleared), overlay
+        return _ClearedView(snap, cleared), overlay
 
     def scan(
         self,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from twisted.internet import defer
 from twisted.trial import unittest
 
 from eraft_twisted.hashslot import key_hash_slot
@@ -98,3 +101,101 @@ class StoreTests(unittest.TestCase):
             self.assertIsNone(self.storage.get(k))
         self.assertEqual(self.store.get(b"d", 0), b"4")
         self.assertEqual(self.storage.applied_index(), self.index)
+
+
+class _QueuedThreadPool:
+    """Runs work handed to a thread only when the test says so."""
+
+    def __init__(self) -> None:
+        self.queued: list[tuple[Any, Any]] = []
+
+    def callInThreadWithCallback(self, on_result: Any, fn: Any) -> None:  # noqa: N802
+        self.queued.append((on_result, fn))
+
+    def run_all(self) -> None:
+        queued, self.queued = self.queued, []
+        for on_result, fn in queued:
+            on_result(True, fn())
+
+
+class _ReadsInThreads:
+    """The storage, except that the store must send its reads to a thread
+    (the writes stay synchronous)."""
+
+    synchronous = False
+
+    def __init__(self, storage: LevelDBStorage) -> None:
+        self._storage = storage
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._storage, name)
+
+
+class _SteppedReactor:
+    def __init__(self) -> None:
+        self.pool = _QueuedThreadPool()
+
+    def getThreadPool(self) -> _QueuedThreadPool:  # noqa: N802
+        return self.pool
+
+    def callFromThread(self, fn: Any, *args: Any) -> None:  # noqa: N802
+        fn(*args)
+
+
+class ClearRaceTests(unittest.TestCase):
+    """A read's view must be the applied state of one instant, even when a
+    background clear (FLUSHALL, a released slot range) ends while it runs."""
+
+    def setUp(self) -> None:
+        self.storage = LevelDBStorage.in_memory(ConfState((0,)))
+        self.storage.persist([Entry(1, i) for i in range(1, 50)])
+        # The clear runs on disk only when the test releases it.
+        self.clears: list[tuple[defer.Deferred[int], Any]] = []
+        real_clear = self.storage.clear_data
+
+        def held_clear(lo: int | None = None, hi: int | None = None) -> defer.Deferred[int]:
+            d: defer.Deferred[int] = defer.Deferred()
+            self.clears.append((d, lambda: real_clear(lo, hi)))
+            return d
+
+        self.storage.clear_data = held_clear  # type: ignore[method-assign]
+        self.reactor = _SteppedReactor()
+        self.store = KVStore(_ReadsInThreads(self.storage), self.reactor)
+        self.app = KVApplication(self.store)
+        self.index = 0
+
+    def apply(self, *ops: bytes) -> list[object]:
+        entries = []
+        for data in ops:
+            self.index += 1
+            entries.append(Entry(1, self.index, EntryType.NORMAL, data))
+        return self.app.apply_batch(entries)
+
+    def finish_clears(self) -> None:
+        clears, self.clears = self.clears, []
+        for d, run in clears:
+            run().chainDeferred(d)
+
+    def test_count_started_during_flushall_never_sees_old_keys(self) -> None:
+        keys = [b"k%d" % i for i in range(100)]
+        self.apply(encode_op(Op.MSET, 0, [x for k in keys for x in (k, b"v")]))
+        self.apply(encode_op(Op.FLUSHALL, 0), encode_op(Op.SET, 0, b"new", b"1", 0, 0, False))
+        counting = self.store.count(0)
+        listing = self.store.keys(None, 0)
+        scanning = self.store.scan(0, 1000, None, 0)
+        # The clear finishes on disk before the reads get their turn.
+        self.finish_clears()
+        self.reactor.pool.run_all()
+        self.assertEqual(self.successResultOf(counting), 1)
+        self.assertEqual(self.successResultOf(listing), [b"new"])
+        self.assertEqual(self.successResultOf(scanning), (0, [b"new"]))
+
+    def test_range_release_during_a_scan(self) -> None:
+        keys = [b"k%d" % i for i in range(200)]
+        self.apply(encode_op(Op.MSET, 0, [x for k in keys for x in (k, b"v")]))
+        self.store.clear_slots(0, 8191)  # what a RELEASE of slots 0-8191 does
+        counting = self.store.count(0)
+        self.finish_clears()
+        self.reactor.pool.run_all()
+        expected = len([k for k in keys if key_hash_slot(k) > 8191])
+        self.assertEqual(self.successResultOf(counting), expected)

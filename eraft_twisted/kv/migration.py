@@ -9,8 +9,11 @@ owner it may delete its copy. All of it is re-driven from the replicated
 :class:`~eraft_twisted.kv.shards.ShardState`, so a new leader picks up
 where a crashed one stopped.
 
-Proposals here go only through this node as leader (never forwarded): an
-old leader must not keep feeding chunks after a new one started over.
+Proposals here go only through this node as leader (never forwarded), and
+each step is fenced by the term it started in: a step that outlives its
+leadership proposes nothing more, even if the node leads again later (a
+new leader may have started the step over meanwhile; mixing the two would
+skip or repeat chunks). The next step starts over from the replicated state.
 """
 
 from __future__ import annotations
@@ -80,16 +83,17 @@ class ShardDriver:
         """Start whatever work is due; each kind runs at most once at a time."""
         if not self.node.is_leader:
             return
+        term = self.node.term
         shards = self.sm.shards
         for key in [k for k in self.progress if k[0] < shards.num]:
             del self.progress[key]
         self._once("register", self._register)
         if not shards.incoming:
-            self._once("config", self._next_config)
+            self._once("config", partial(self._next_config, term))
         for lo, hi, src, num in shards.runs(shards.incoming):
-            self._once(("pull", num, lo, hi), partial(self._pull, num, lo, hi, src))
+            self._once(("pull", num, lo, hi), partial(self._pull, num, lo, hi, src, term))
         for lo, hi, src, num in shards.runs(shards.notify):
-            self._once(("release", num, lo, hi), partial(self._release, num, lo, hi, src))
+            self._once(("release", num, lo, hi), partial(self._release, num, lo, hi, src, term))
 
     def _once(self, key: Any, fn: Callable[[], defer.Deferred[Any] | None]) -> None:
         if key in self._busy:
@@ -99,9 +103,10 @@ class ShardDriver:
         d.addErrback(lambda f: log.info("shard step {k} will retry: {e}", k=key, e=f.value))
         d.addBoth(lambda _: self._busy.discard(key))
 
-    def _propose(self, op: Op, *args: Any) -> defer.Deferred[Any]:
-        if not self.node.is_leader:
-            return defer.fail(RaftError("no longer the leader"))
+    def _propose(self, term: int, op: Op, *args: Any) -> defer.Deferred[Any]:
+        """Propose on this node, only while it is still the leader of ``term``."""
+        if not self.node.is_leader or self.node.term != term:
+            return defer.fail(RaftError(f"no longer the leader of term {term}"))
         return self.node.propose_local(encode_op(op, self.now_ms(), *args))
 
     # -- steps -------------------------------------------------------------
@@ -118,12 +123,12 @@ class ShardDriver:
         self.registered = servers
 
     @defer.inlineCallbacks
-    def _next_config(self) -> Any:
+    def _next_config(self, term: int) -> Any:
         num = self.sm.shards.num + 1
         config = yield self.meta.query(num)
         if config is None or self.sm.shards.num + 1 != num:
             return
-        applied = yield self._propose(Op.CONFIG, self.group, config)
+        applied = yield self._propose(term, Op.CONFIG, self.group, config)
         if applied:
             log.info("group {g} now at config {n}", g=self.group, n=num)
 
@@ -148,7 +153,7 @@ class ShardDriver:
             return reply
 
     @defer.inlineCallbacks
-    def _pull(self, num: int, lo: int, hi: int, src: int) -> Any:
+    def _pull(self, num: int, lo: int, hi: int, src: int, term: int) -> Any:
         cursor = b""
         first = True
         stats = self.progress[(num, lo, hi)] = {"keys": 0, "bytes": 0}
@@ -164,18 +169,18 @@ class ShardDriver:
             except Exception:
                 # Keep the chunks installed so far unless the source stays away.
                 failures += 1
-                if failures > PULL_RETRIES or not self.node.is_leader:
+                if failures > PULL_RETRIES or self.node.term != term or not self.node.is_leader:
                     raise
                 yield task.deferLater(self.pool.reactor, PULL_RETRY_DELAY, lambda: None)
                 continue
             cursor, items = reply[0], reply[1]
-            yield self._propose(Op.INSTALL, num, lo, hi, first, items)
+            yield self._propose(term, Op.INSTALL, num, lo, hi, first, items)
             first = False
             stats["keys"] += len(items) // 2
             stats["bytes"] += sum(len(x) for x in items)
             if not cursor:
                 break
-        yield self._propose(Op.INSTALL_DONE, num, lo, hi)
+        yield self._propose(term, Op.INSTALL_DONE, num, lo, hi)
         stats["done"] = 1
         log.info(
             "slots {lo}-{hi} of config {n} installed: {k} keys",
@@ -186,9 +191,9 @@ class ShardDriver:
         )
 
     @defer.inlineCallbacks
-    def _release(self, num: int, lo: int, hi: int, src: int) -> Any:
+    def _release(self, num: int, lo: int, hi: int, src: int, term: int) -> Any:
         yield self._call_source(src, "ERAFT.MIGRATE.RELEASE", num, lo, hi)
-        yield self._propose(Op.NOTIFIED, num, lo, hi)
+        yield self._propose(term, Op.NOTIFIED, num, lo, hi)
 
 
 class MigrationCommands:

@@ -270,6 +270,11 @@ class RaftNode(Service):
         return self.raw.leader if self.raw is not None else NONE
 
     @property
+    def term(self) -> int:
+        """This node's current Raft term (0 before it starts)."""
+        return self.raw.term if self.raw is not None else 0
+
+    @property
     def is_leader(self) -> bool:
         return self.raw is not None and self.raw.role == Role.LEADER
 

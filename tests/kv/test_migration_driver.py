@@ -43,6 +43,7 @@ class FakePool:
 
 class FakeNode:
     is_leader = True
+    term = 1
 
     def __init__(self) -> None:
         self.proposed: list[list[Any]] = []
@@ -74,7 +75,7 @@ class ShardDriverTests(unittest.TestCase):
         return [Op(p[0]) for p in self.node.proposed]
 
     def test_pull_skips_a_dead_source_member_and_remembers_the_live_one(self) -> None:
-        d = self.driver._pull(2, 8192, 16383, A)
+        d = self.driver._pull(2, 8192, 16383, A, 1)
         self.successResultOf(d)
         self.assertEqual(self.ops(), [Op.INSTALL, Op.INSTALL, Op.INSTALL_DONE])
         first, second = self.node.proposed[0], self.node.proposed[1]
@@ -84,7 +85,7 @@ class ShardDriverTests(unittest.TestCase):
         self.assertEqual([a for a, _ in self.pool.calls], [DEAD, LIVE, LIVE])
 
     def test_release_reaches_a_live_member_when_the_first_is_dead(self) -> None:
-        self.successResultOf(self.driver._release(2, 8192, 16383, A))
+        self.successResultOf(self.driver._release(2, 8192, 16383, A, 1))
         self.assertEqual(
             self.pool.calls, [(DEAD, "ERAFT.MIGRATE.RELEASE"), (LIVE, "ERAFT.MIGRATE.RELEASE")]
         )
@@ -92,7 +93,7 @@ class ShardDriverTests(unittest.TestCase):
 
     def test_pull_waits_out_a_source_group_that_is_briefly_all_down(self) -> None:
         self.pool.down = {DEAD, LIVE}
-        d = self.driver._pull(2, 8192, 16383, A)
+        d = self.driver._pull(2, 8192, 16383, A, 1)
         self.assertNoResult(d)
         self.clock.advance(PULL_RETRY_DELAY)
         self.pool.down = {DEAD}
@@ -102,8 +103,42 @@ class ShardDriverTests(unittest.TestCase):
 
     def test_pull_gives_up_after_its_retries_and_installs_nothing(self) -> None:
         self.pool.down = {DEAD, LIVE}
-        d = self.driver._pull(2, 8192, 16383, A)
+        d = self.driver._pull(2, 8192, 16383, A, 1)
         for _ in range(PULL_RETRIES):
             self.clock.advance(PULL_RETRY_DELAY)
         self.failureResultOf(d, ConnectionRefusedError)
+        self.assertEqual(self.ops(), [])
+
+    def test_a_pull_started_in_an_older_term_proposes_nothing_more(self) -> None:
+        # Leader in term 1 installs the first chunk; while it waits for the
+        # second, it loses leadership and wins it back in term 3.
+        second: defer.Deferred[Any] = defer.Deferred()
+        real_call = self.pool.call
+
+        def call(address: str, *args: Any) -> defer.Deferred[Any]:
+            if args[0] == "ERAFT.MIGRATE.PULL" and args[4] != b"":
+                self.pool.calls.append((address, args[0]))
+                return second
+            return real_call(address, *args)
+
+        self.pool.call = call  # type: ignore[method-assign]
+        self.driver.step()
+        self.assertEqual(self.ops(), [Op.INSTALL])
+        self.node.term = 3
+        second.callback([b"", [b"k2", b"r2"]])
+        # The old step stops: no second chunk, no "done" from term 1's pull.
+        self.assertEqual(self.ops(), [Op.INSTALL])
+        # The next step starts over from the replicated state, first chunk first.
+        self.pool.call = real_call  # type: ignore[method-assign]
+        self.driver.step()
+        self.assertEqual(self.ops(), [Op.INSTALL, Op.INSTALL, Op.INSTALL, Op.INSTALL_DONE])
+        self.assertTrue(self.node.proposed[1][5])  # first=True: replaces what term 1 put there
+
+    def test_a_release_confirmed_after_a_term_change_is_not_recorded(self) -> None:
+        answer: defer.Deferred[Any] = defer.Deferred()
+        self.pool.call = lambda address, *args: answer  # type: ignore[method-assign]
+        d = self.driver._release(2, 8192, 16383, A, 1)
+        self.node.term = 2
+        answer.callback(b"OK")
+        self.failureResultOf(d)
         self.assertEqual(self.ops(), [])

@@ -154,17 +154,26 @@ class ShardDriver:
 
     @defer.inlineCallbacks
     def _pull(self, num: int, lo: int, hi: int, src: int, term: int) -> Any:
-        cursor = b""
-        first = True
-        stats = self.progress[(num, lo, hi)] = {"keys": 0, "bytes": 0}
+        """Copy incoming run lo..hi from group ``src``, resuming where the
+        replicated copy position stands (a new leader goes on from there)."""
+        shards = self.sm.shards
+        stats = self.progress.setdefault((num, lo, hi), {"keys": 0, "bytes": 0})
+        stats.pop("done", None)
+        position = shards.copy_position(num, lo, hi)
         log.info(
-            "pulling slots {lo}-{hi} of config {n} from group {src}", lo=lo, hi=hi, n=num, src=src
+            "pulling slots {lo}-{hi} of config {n} from group {src}{at}",
+            lo=lo,
+            hi=hi,
+            n=num,
+            src=src,
+            at="" if position is None else " (resuming the copy)",
         )
         failures = 0
         while True:
+            position = shards.copy_position(num, lo, hi)
             try:
                 reply = yield self._call_source(
-                    src, "ERAFT.MIGRATE.PULL", num, lo, hi, cursor, CHUNK_ITEMS
+                    src, "ERAFT.MIGRATE.PULL", num, lo, hi, position or b"", CHUNK_ITEMS
                 )
             except Exception:
                 # Keep the chunks installed so far unless the source stays away.
@@ -173,17 +182,18 @@ class ShardDriver:
                     raise
                 yield task.deferLater(self.pool.reactor, PULL_RETRY_DELAY, lambda: None)
                 continue
-            cursor, items = reply[0], reply[1]
-            yield self._propose(term, Op.INSTALL, num, lo, hi, first, items)
-            first = False
+            more, items = reply[0], reply[1]
+            installed = yield self._propose(term, Op.INSTALL_AT, num, lo, hi, position, items)
+            if installed < 0:
+                raise RaftError(f"chunk of slots {lo}-{hi} did not fit the copy; starting over")
             stats["keys"] += len(items) // 2
             stats["bytes"] += sum(len(x) for x in items)
-            if not cursor:
+            if not more:
                 break
         yield self._propose(term, Op.INSTALL_DONE, num, lo, hi)
         stats["done"] = 1
         log.info(
-            "slots {lo}-{hi} of config {n} installed: {k} keys",
+            "slots {lo}-{hi} of config {n} installed: {k} keys copied by this node",
             lo=lo,
             hi=hi,
             n=num,

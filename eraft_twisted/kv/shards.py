@@ -10,7 +10,10 @@ slots from group A to group B:
 - B applies it: the slots are *incoming* (clients get ``-TRYAGAIN``); B's
   leader pulls the frozen data from A in chunks and proposes each chunk
   through B's log (the first chunk replaces whatever B had in the range),
-  then an ``install done`` entry makes the slots owned;
+  then an ``install done`` entry makes the slots owned. How far the copy
+  got (the last key installed) is replicated too: a chunk applies only if
+  it starts where the previous one ended, so a new leader resumes the copy
+  and a deposed leader's late chunk changes nothing;
 - B's leader then tells A, whose leader proposes deleting the range; until
   A acknowledges, B keeps re-telling (this list is replicated too).
 
@@ -68,6 +71,9 @@ class ShardState:
     notify: dict[int, tuple[int, int]] = field(default_factory=dict)
     """slot -> (from group, config num): installed; the old owner must be
     told it may delete."""
+    copied: dict[tuple[int, int, int], bytes] = field(default_factory=dict)
+    """(config num, lo, hi) -> the last key installed so far of an incoming
+    run (absent: no chunk yet; b"": the first chunk was empty)."""
 
     # -- queries ---------------------------------------------------------
     def sharded(self) -> bool:
@@ -123,6 +129,7 @@ class ShardState:
                 self.outgoing[s] = (new, num)
         self.group = group
         self.num = num
+        self.copied = {}
         self.owners = new_owners
         self.groups = {int(g): list(servers) for g, servers in config["groups"].items()}
         return True
@@ -131,9 +138,23 @@ class ShardState:
         """Whether an installed chunk for slots lo..hi of config ``num`` applies."""
         return all(self.incoming.get(s, (0, -1))[1] == num for s in range(lo, hi + 1))
 
+    def copy_position(self, num: int, lo: int, hi: int) -> bytes | None:
+        """Where the copy of incoming run lo..hi of config ``num`` stands:
+        None before the first chunk, else the last key installed."""
+        return self.copied.get((num, lo, hi))
+
+    def chunk_fits(self, num: int, lo: int, hi: int, after: bytes | None) -> bool:
+        """Whether a chunk that starts after key ``after`` (None: the first
+        chunk) is the next one of that copy."""
+        return self.chunk_allowed(num, lo, hi) and self.copy_position(num, lo, hi) == after
+
+    def chunk_installed(self, num: int, lo: int, hi: int, last: bytes) -> None:
+        self.copied[(num, lo, hi)] = last
+
     def install_done(self, num: int, lo: int, hi: int) -> bool:
         if not self.chunk_allowed(num, lo, hi):
             return False
+        self.copied.pop((num, lo, hi), None)
         for s in range(lo, hi + 1):
             src, n = self.incoming.pop(s)
             self.notify[s] = (src, n)
@@ -169,6 +190,7 @@ class ShardState:
             "incoming": [[s, *v] for s, v in self.incoming.items()],
             "outgoing": [[s, *v] for s, v in self.outgoing.items()],
             "notify": [[s, *v] for s, v in self.notify.items()],
+            "copied": [[*k, v] for k, v in self.copied.items()],
         }
 
     @classmethod
@@ -178,6 +200,7 @@ class ShardState:
         st.incoming = {s: (a, b) for s, a, b in d["incoming"]}
         st.outgoing = {s: (a, b) for s, a, b in d["outgoing"]}
         st.notify = {s: (a, b) for s, a, b in d["notify"]}
+        st.copied = {(n, lo, hi): bytes(v) for n, lo, hi, v in d.get("copied", [])}
         return st
 
     def runs(self, table: dict[int, tuple[int, int]]) -> list[tuple[int, int, int, int]]:

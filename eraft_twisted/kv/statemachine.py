@@ -40,6 +40,7 @@ class Op(IntEnum):
     INSTALL_DONE = 14
     RELEASE = 15
     NOTIFIED = 16
+    INSTALL_AT = 17
 
 
 # How each client write op carries its keys in its first argument: one
@@ -318,6 +319,7 @@ class KVStateMachine:
     def _install(
         self, now: int, num: int, lo: int, hi: int, first: bool, items: list[bytes]
     ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+        # Written by earlier versions (still in their logs): no copy position.
         if not self.shards.chunk_allowed(num, lo, hi):
             return 0, []
         if first:
@@ -326,6 +328,24 @@ class KVStateMachine:
         writes: list[tuple[bytes, bytes | None]] = [
             (items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)
         ]
+        return len(writes), writes
+
+    def _install_at(
+        self, now: int, num: int, lo: int, hi: int, after: bytes | None, items: list[bytes]
+    ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+        """A chunk of a copy: applies only if it starts where the replicated
+        copy position is (None: the first chunk, which replaces whatever an
+        older copy left in the range). Returns the number of keys, or -1 if
+        the chunk does not fit (a deposed leader's, or a repeat)."""
+        if not self.shards.chunk_fits(num, lo, hi, after):
+            return -1, []
+        if after is None:
+            self.store.clear_slots(lo, hi)
+        writes: list[tuple[bytes, bytes | None]] = [
+            (items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)
+        ]
+        self.shards.chunk_installed(num, lo, hi, items[-2] if items else after or b"")
+        self._save_shards()
         return len(writes), writes
 
     def _install_done(self, now: int, num: int, lo: int, hi: int) -> tuple[Any, list[Any]]:

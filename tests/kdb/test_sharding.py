@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 from types import SimpleNamespace
+from typing import Any
 
 import redis
 from twisted.trial import unittest
@@ -233,23 +234,92 @@ class ShardingTests(unittest.TestCase):
         for result in scans.results:
             self.assertEqual(sorted(k for k in result if k in fixed), sorted(fixed))
 
-    def kill_mid_migration(self, group: int) -> None:
-        """Rebalance 2,000 keys onto a new group 2 and kill -9 the leader of
-        ``group`` at once; the move completes and a workload stays linearizable."""
-        c = self.d.client()
-        c.mset({f"m:{i}": i for i in range(2000)})
+    def load_and_add_group(self, n: int) -> dict[str, bytes]:
+        """``n`` keys with 200-byte values through the router, then group 2
+        registered (owning nothing yet)."""
+        c = self.d.client(timeout=30)
+        values = {f"m:{i}": b"%07d" % i + b"." * 193 for i in range(n)}
+        items = list(values.items())
+        for i in range(0, n, 250):
+            for attempt in range(5):
+                try:
+                    c.mset(dict(items[i : i + 250]))  # the same values: safe to resend
+                    break
+                except redis.ResponseError as e:
+                    if attempt == 4 or not str(e).startswith(("TIMEOUT", "CLUSTERDOWN")):
+                        raise
         self.d.start_group(2)
         self.d.wait(lambda: "2" in self.d.admin("GET", "/config")["groups"], "group 2 joined")
+        return values
+
+    def when_copying(self, action: Any) -> threading.Thread:
+        """Run ``action`` the moment group 2's leader is seen copying a range
+        (keys copied, not done); a thread polls its INFO for that."""
+        leader = self.d.groups[2].leader()
+        seen: list[str] = []
+
+        def watch() -> None:
+            c = leader.client(timeout=5)
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                try:
+                    info = c.info("sharding")
+                except redis.RedisError:
+                    continue
+                for k, v in info.items():
+                    # redis-py parses "config=3,keys=1000,...,done=0" into a dict
+                    if k.startswith("migration_") and v.get("done") == 0 and v.get("keys"):
+                        seen.append(f"{k}: {v}")
+                        action()
+                        return
+                time.sleep(0.002)
+
+        t = threading.Thread(target=watch, daemon=True)
+        t.start()
+        t.seen = seen  # type: ignore[attr-defined]
+        return t
+
+    def settled_now(self, num: int) -> bool:
+        try:
+            return self.d.settled(num)
+        except (redis.RedisError, RuntimeError, AssertionError):
+            return False  # no leader right now
+
+    def check_all(self, values: dict[str, bytes], deleted: frozenset[str] = frozenset()) -> None:
+        c = self.d.client(timeout=30)
+        names = list(values)
+        got: list[bytes | None] = []
+        for i in range(0, len(names), 1000):
+            got.extend(c.mget(names[i : i + 1000]))
+        lost = [k for k, v in zip(names, got, strict=True) if k not in deleted and v != values[k]]
+        back = [k for k, v in zip(names, got, strict=True) if k in deleted and v is not None]
+        self.assertEqual((lost[:10], len(lost)), ([], 0), "acknowledged keys lost")
+        self.assertEqual((back[:10], len(back)), ([], 0), "deleted keys came back")
+
+    def kill_mid_migration(self, group: int) -> None:
+        """Rebalance 40,000 keys onto a new group 2 and kill -9 the leader of
+        ``group`` while keys are being copied, then restart it: the move
+        completes, nothing is lost, and a workload stays linearizable."""
+        values = self.load_and_add_group(40000)
+        victim = self.d.groups[group].leader()
         with CheckedWorkload(self.d, seed=group) as work:
             time.sleep(0.5)
+            watcher = self.when_copying(victim.kill)
             self.d.admin("POST", "/rebalance", {})
-            self.d.groups[group].leader().kill()
             num = self.d.admin("GET", "/config")["num"]
+            watcher.join(130)
+            self.assertTrue(watcher.seen, "the copy was never seen in progress")  # type: ignore[attr-defined]
             time.sleep(1)
+            victim.start()
+            victim.wait_up(timeout=60)
             self.d.wait(lambda: self.d.settled(num), f"config {num} settled", timeout=180)
         work.check(self, min_ok=50)
-        self.assertEqual(
-            c.mget([f"m:{i}" for i in range(2000)]), [str(i).encode() for i in range(2000)]
+        self.check_all(values)
+        # The restarted node caught up: it holds what its leader holds.
+        leader = self.d.groups[group].leader()
+        self.d.wait(
+            lambda: victim.client().dbsize() == leader.client().dbsize(),
+            "the restarted node caught up",
         )
 
     def test_migration_survives_killing_the_source_leader(self) -> None:
@@ -257,3 +327,47 @@ class ShardingTests(unittest.TestCase):
 
     def test_migration_survives_killing_the_target_leader(self) -> None:
         self.kill_mid_migration(2)
+
+    def test_leadership_moving_back_and_forth_while_a_range_moves(self) -> None:
+        """Migration steps are fenced by term: with the target group's
+        leadership transferred again and again during the copy, no key is
+        lost and no deleted key comes back."""
+        values = self.load_and_add_group(40000)
+        c = self.d.client(timeout=30)
+        deleted = frozenset(f"m:{i}" for i in range(0, 40000, 7))
+        names = sorted(deleted)
+        for i in range(0, len(names), 500):
+            c.delete(*names[i : i + 500])
+        nodes = self.d.groups[2].nodes
+        transfers: list[int] = []
+        stop = threading.Event()
+
+        def transfer_again_and_again() -> None:
+            while not stop.is_set():
+                target = nodes[len(transfers) % len(nodes)]
+                try:
+                    target.client(timeout=10).execute_command(
+                        "RAFT.TRANSFER_LEADER", target.node_id
+                    )
+                    transfers.append(target.node_id)
+                except redis.RedisError:
+                    pass  # e.g. a transfer still under way
+                time.sleep(0.5)
+
+        transferring = threading.Thread(target=transfer_again_and_again, daemon=True)
+        watcher = self.when_copying(transferring.start)
+        self.d.admin("POST", "/rebalance", {})
+        num = self.d.admin("GET", "/config")["num"]
+        watcher.join(130)
+        self.assertTrue(watcher.seen, "the copy was never seen in progress")  # type: ignore[attr-defined]
+        deadline = time.time() + 180
+        try:
+            while not self.settled_now(num):
+                self.assertLess(time.time(), deadline, "the move did not finish")
+                time.sleep(0.3)
+        finally:
+            stop.set()
+            transferring.join(30)
+        self.assertGreater(len(transfers), 1)
+        self.check_all(values, deleted)
+        self.assertEqual(self.d.client().dbsize(), len(values) - len(deleted))

@@ -12,7 +12,10 @@ from twisted.trial import unittest
 
 from eraft_twisted.kv.migration import PULL_RETRIES, PULL_RETRY_DELAY, ShardDriver
 from eraft_twisted.kv.shards import ShardState
-from eraft_twisted.kv.statemachine import Op
+from eraft_twisted.kv.statemachine import KVStateMachine, Op
+from eraft_twisted.kv.store import KVStore
+from eraft_twisted.raft.types import ConfState
+from eraft_twisted.storage.leveldb import LevelDBStorage
 
 A, B = 1, 2
 DEAD, LIVE = "127.0.0.1:7001", "127.0.0.1:7002"
@@ -37,20 +40,29 @@ class FakePool:
             cursor = args[4]
             if cursor == b"":
                 return defer.succeed([b"k1", [b"k1", b"r1"]])
-            return defer.succeed([b"", [b"k2", b"r2"]])
+            if cursor == b"k1":
+                return defer.succeed([b"", [b"k2", b"r2"]])
+            return defer.succeed([b"", []])
         return defer.succeed(b"OK")
 
 
 class FakeNode:
+    """A leader whose proposals apply at once to a real state machine."""
+
     is_leader = True
     term = 1
 
-    def __init__(self) -> None:
+    def __init__(self, shards: ShardState) -> None:
         self.proposed: list[list[Any]] = []
+        self.store = KVStore(LevelDBStorage.in_memory(ConfState((0,))), None)
+        self.sm = KVStateMachine(self.store)
+        self.sm.shards = shards
 
     def propose_local(self, data: bytes) -> defer.Deferred[Any]:
         self.proposed.append(msgpack.unpackb(data))
-        return defer.succeed(True)
+        result, writes = self.sm.apply(data)
+        self.store.stage(writes)
+        return defer.succeed(result)
 
 
 class ShardDriverTests(unittest.TestCase):
@@ -60,10 +72,10 @@ class ShardDriverTests(unittest.TestCase):
         shards.apply_config(B, SPLIT)
         self.clock = task.Clock()
         self.pool = FakePool(self.clock, {DEAD})
-        self.node = FakeNode()
+        self.node = FakeNode(shards)
         self.driver = ShardDriver(
             node=self.node,
-            sm=SimpleNamespace(shards=shards),
+            sm=self.node.sm,
             group=B,
             meta=SimpleNamespace(),
             pool=self.pool,  # type: ignore[arg-type]
@@ -77,10 +89,10 @@ class ShardDriverTests(unittest.TestCase):
     def test_pull_skips_a_dead_source_member_and_remembers_the_live_one(self) -> None:
         d = self.driver._pull(2, 8192, 16383, A, 1)
         self.successResultOf(d)
-        self.assertEqual(self.ops(), [Op.INSTALL, Op.INSTALL, Op.INSTALL_DONE])
+        self.assertEqual(self.ops(), [Op.INSTALL_AT, Op.INSTALL_AT, Op.INSTALL_DONE])
         first, second = self.node.proposed[0], self.node.proposed[1]
-        self.assertEqual((first[5], first[6]), (True, [b"k1", b"r1"]))
-        self.assertEqual((second[5], second[6]), (False, [b"k2", b"r2"]))
+        self.assertEqual((first[5], first[6]), (None, [b"k1", b"r1"]))
+        self.assertEqual((second[5], second[6]), (b"k1", [b"k2", b"r2"]))
         # The dead member is tried once; the next chunk goes straight to the live one.
         self.assertEqual([a for a, _ in self.pool.calls], [DEAD, LIVE, LIVE])
 
@@ -99,7 +111,7 @@ class ShardDriverTests(unittest.TestCase):
         self.pool.down = {DEAD}
         self.clock.advance(PULL_RETRY_DELAY)
         self.successResultOf(d)
-        self.assertEqual(self.ops(), [Op.INSTALL, Op.INSTALL, Op.INSTALL_DONE])
+        self.assertEqual(self.ops(), [Op.INSTALL_AT, Op.INSTALL_AT, Op.INSTALL_DONE])
 
     def test_pull_gives_up_after_its_retries_and_installs_nothing(self) -> None:
         self.pool.down = {DEAD, LIVE}
@@ -123,16 +135,37 @@ class ShardDriverTests(unittest.TestCase):
 
         self.pool.call = call  # type: ignore[method-assign]
         self.driver.step()
-        self.assertEqual(self.ops(), [Op.INSTALL])
+        self.assertEqual(self.ops(), [Op.INSTALL_AT])
         self.node.term = 3
         second.callback([b"", [b"k2", b"r2"]])
         # The old step stops: no second chunk, no "done" from term 1's pull.
-        self.assertEqual(self.ops(), [Op.INSTALL])
-        # The next step starts over from the replicated state, first chunk first.
+        self.assertEqual(self.ops(), [Op.INSTALL_AT])
+        # The next step resumes from the replicated copy position.
         self.pool.call = real_call  # type: ignore[method-assign]
         self.driver.step()
-        self.assertEqual(self.ops(), [Op.INSTALL, Op.INSTALL, Op.INSTALL, Op.INSTALL_DONE])
-        self.assertTrue(self.node.proposed[1][5])  # first=True: replaces what term 1 put there
+        self.assertEqual(
+            self.ops(), [Op.INSTALL_AT, Op.INSTALL_AT, Op.INSTALL_DONE, Op.NOTIFIED]
+        )
+        self.assertEqual(self.node.proposed[1][5], b"k1")  # after the first chunk's last key
+        self.assertEqual(self.node.store.get_record(b"k1"), b"r1")
+        self.assertEqual(self.node.store.get_record(b"k2"), b"r2")
+        self.assertEqual(self.node.sm.shards.incoming, {})
+
+    def test_a_chunk_that_does_not_follow_the_copy_position_changes_nothing(self) -> None:
+        sm = self.node.sm
+        first = self.driver._propose(1, Op.INSTALL_AT, 2, 8192, 16383, None, [b"a", b"x" * 9])
+        self.assertEqual(self.successResultOf(first), 1)
+        self.assertEqual(sm.shards.copy_position(2, 8192, 16383), b"a")
+        # A deposed leader's late chunks: another first chunk, or one from an old position.
+        for after in (None, b"zzz"):
+            late = self.driver._propose(1, Op.INSTALL_AT, 2, 8192, 16383, after, [b"b", b"y" * 9])
+            self.assertEqual(self.successResultOf(late), -1)
+        self.assertIsNotNone(self.node.store.get_record(b"a"))
+        self.assertIsNone(self.node.store.get_record(b"b"))
+        self.assertEqual(sm.shards.copy_position(2, 8192, 16383), b"a")
+        # The position is replicated state: it survives a restart.
+        again = ShardState.from_dict(msgpack.unpackb(msgpack.packb(sm.shards.to_dict())))
+        self.assertEqual(again, sm.shards)
 
     def test_a_release_confirmed_after_a_term_change_is_not_recorded(self) -> None:
         answer: defer.Deferred[Any] = defer.Deferred()

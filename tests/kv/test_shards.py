@@ -9,7 +9,7 @@ from eraft_twisted.kv.app import KVApplication
 from eraft_twisted.kv.shards import ShardState, ranges_of
 from eraft_twisted.kv.statemachine import Op, encode_op
 from eraft_twisted.kv.store import KVStore
-from eraft_twisted.raft.types import ConfState, Entry, EntryType
+from eraft_twisted.raft.types import ConfState, Entry, EntryType, Snapshot, SnapshotMeta
 from eraft_twisted.storage.leveldb import LevelDBStorage
 
 A, B = 1, 2
@@ -147,3 +147,16 @@ class MigrationTests(unittest.TestCase):
         # The state survives a restart (it is replicated state on disk).
         again = KVApplication(KVStore(b.storage, None))
         self.assertEqual(again.sm.shards, b.app.sm.shards)
+
+    def test_a_snapshot_install_brings_the_senders_slot_ownership(self) -> None:
+        sender = Group(2)
+        sender.apply(Op.CONFIG, 2, {"num": 1, "groups": {"2": ["h:1"]}, "ranges": [(0, 16383, 2)]})
+        receiver = Group(2)
+        self.assertEqual(receiver.app.sm.shards.num, 0)
+        # What installing the sender's snapshot does to the receiver's data:
+        # the state-machine area is replaced (sharding state included).
+        items = list(sender.storage.snapshot_items(sender.storage.db_snapshot()))
+        receiver.storage.apply_ops(items, 5)
+        receiver.app.restore_snapshot(Snapshot(SnapshotMeta(5, 1, ConfState((0,)))))
+        self.assertEqual(receiver.app.sm.shards, sender.app.sm.shards)
+        self.assertEqual(receiver.app.sm.shards.num, 1)

@@ -13,6 +13,7 @@ from typing import Any
 
 import redis
 
+from eraft_twisted.testing.nemesis import tail_log
 from tests.procs import TWISTD, Cluster, Node, free_ports, twistd_env
 
 
@@ -171,5 +172,69 @@ class Deployment:
         for p in self.meta:
             p.stop()
 
+    keep = False
+    """Set to keep the directory (data and logs) when the test failed."""
+
     def cleanup(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- more steps, for the restart tests ---------------------------------------
+    def join(self, gid: int) -> Cluster:
+        """Start kv group ``gid`` and wait until the latest config lists it."""
+        cluster = self.start_group(gid)
+        self.wait(lambda: str(gid) in self.admin("GET", "/config")["groups"], f"group {gid} joined")
+        return cluster
+
+    def settle(self, what: str, timeout: float = 120.0) -> int:
+        """Wait until every group applied the latest config and moved its data."""
+        num = int(self.admin("GET", "/config")["num"])
+        self.wait(lambda: self.settled(num), f"config {num} settled ({what})", timeout)
+        return num
+
+    def rebalance(self, timeout: float = 120.0) -> int:
+        """``POST /rebalance`` and wait until the data has moved; the config number."""
+        if self.admin("POST", "/rebalance", {}) is None:
+            raise AssertionError("POST /rebalance failed on every meta node")
+        return self.settle("rebalance", timeout)
+
+    def move(self, lo: int, hi: int, group: int) -> int:
+        """``POST /move`` (returns at once); the new config number."""
+        if self.admin("POST", "/move", {"lo": lo, "hi": hi, "group": group}) is None:
+            raise AssertionError(f"POST /move {lo}-{hi} to {group} failed on every meta node")
+        return int(self.admin("GET", "/config")["num"])
+
+    def leader(self, gid: int) -> Node:
+        return self.groups[gid].leader()
+
+    def dbsizes(self) -> dict[int, int]:
+        """Each group's DBSIZE, asked of its leader."""
+        return {gid: int(self.leader(gid).client().dbsize()) for gid in self.groups}
+
+    def stop_meta(self) -> None:
+        for p in self.meta:
+            p.stop()
+
+    def restart_router(self) -> None:
+        self.router.stop()
+        self.start_router()
+
+    def restart_all(self) -> None:
+        """SIGTERM every process, then start them all again on the same data
+        directories: the meta group, every kv group, the router."""
+        self.stop()
+        self.start_meta()
+        nodes = [node for cluster in self.groups.values() for node in cluster.nodes]
+        for node in nodes:
+            node.start()
+        for node in nodes:
+            node.wait_up()
+        self.start_router()
+
+    def tails(self, n: int = 25) -> str:
+        """The last lines of every process's log, for a failure message."""
+        logs = [(f"meta{i}", p.log_path) for i, p in enumerate(self.meta)]
+        for gid, cluster in sorted(self.groups.items()):
+            logs += [(f"group {gid} node {n.node_id}", n.log_path) for n in cluster.nodes]
+        logs.append(("router", self.router.log_path))
+        return "\n".join(f"--- {name}: {path}\n{tail_log(path, n)}" for name, path in logs)

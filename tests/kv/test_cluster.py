@@ -107,6 +107,32 @@ class ThreeNodeGroupTests(unittest.TestCase):
         self.assertTrue(c.set("flush:after", 1))
         self.assertEqual(self.cluster.nodes[2].client().keys("flush:*"), [b"flush:after"])
 
+    def test_reads_on_every_node_right_after_flushall(self) -> None:
+        """Once FLUSHALL is acknowledged, no read on any node counts or lists
+        a flushed key, while the delete may still be running on disk."""
+        writer = self.cluster.nodes[0].client()
+        clients = [n.client() for n in self.cluster.nodes for _ in range(2)]
+        for round_ in range(6):
+            writer.mset({f"hammer:{round_}:{i}": b"x" * 64 for i in range(3000)})
+            self.assertTrue(writer.flushall())
+            seen: list[tuple[int, int, int]] = []
+
+            def read(c: redis.Redis, i: int, seen: list[tuple[int, int, int]]) -> None:
+                for _ in range(5):
+                    seen.append((i, c.dbsize(), len(c.keys("hammer:*"))))
+
+            threads = [
+                threading.Thread(target=read, args=(c, i, seen), daemon=True)
+                for i, c in enumerate(clients)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            stale = [s for s in seen if s[1] or s[2]]
+            self.assertEqual(stale, [], f"round {round_}: reads saw flushed keys")
+            self.assertEqual(len(seen), 5 * len(clients))
+
     def test_scan_and_keys(self) -> None:
         c = self.cluster.nodes[1].client()
         names = {f"scan:{i}".encode() for i in range(150)}

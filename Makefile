@@ -6,7 +6,7 @@ STAMP   = $(VENV)/.installed-stamp
 SECONDS ?= 180
 CRASHES ?= 50
 
-.PHONY: install test lint run bench cluster cluster-stop jepsen clean
+.PHONY: install test lint run bench cluster cluster-stop jepsen jepsen-cluster clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ cluster-stop: $(STAMP)
 
 jepsen: $(STAMP)
 	$(BIN)/python bench/jepsen.py --seconds $(SECONDS) --crash-loop $(CRASHES)
+
+jepsen-cluster: $(STAMP)
+	$(BIN)/python bench/jepsen_cluster.py --seconds $(SECONDS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/raft_core.py

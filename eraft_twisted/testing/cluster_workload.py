@@ -1,0 +1,335 @@
+"""Clients of a sharded cluster for fault campaigns, recording a checked history.
+
+Some clients talk to the router, some straight to kv nodes. Every
+operation is recorded in one :class:`~.linearizability.History`:
+
+* ``SET k v`` and ``SET k v PX <ttl>`` (a TTL write, with a TTL far longer
+  than the run, so the register model holds), ``GET``, ``INCR``, ``DEL`` on
+  a few active keys at a time (retired after some operations, so each
+  key's history stays small), spread over every slot and so over both
+  groups and the ranges that move;
+* counters: keys only ever ``INCR``-ed (and read); at the end each must lie
+  between its acknowledged increments and those plus the unknown ones;
+* TTL keys: only ever written with ``PX``; at the end each must still
+  carry a TTL (one lost in a migration or a snapshot shows as ``-1``).
+
+Outcomes are strict: ``-MOVED``, ``-TRYAGAIN``, ``-CLUSTERDOWN`` and
+``-CROSSSLOT`` mean "certainly not applied" (``fail``); ``-TIMEOUT``, a
+lost connection or a socket timeout mean "unknown" (``info``); another
+error is ``info`` for a write (and counted, to be looked at). A direct
+client that gets ``-MOVED`` follows it once, to the address given (or,
+if that node refuses connections, another node of its group), and
+asks again up to 3 times after ``-TRYAGAIN``, within the same operation
+(the attempts before were not applied).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from .linearizability import History
+from .nemesis import KeySpace, _connection
+
+__all__ = ["NOT_APPLIED", "ClusterWorkload"]
+
+NOT_APPLIED = ("MOVED", "TRYAGAIN", "CLUSTERDOWN", "CROSSSLOT")
+"""Error codes that promise the write was never appended to any log."""
+
+TTL_MS = 3_600_000
+"""TTL of the TTL writes: nothing expires during a campaign."""
+
+# (category, weight) and, per category, (operation, weight)
+CATEGORIES = (("main", 6), ("counter", 2), ("ttl", 2))
+MIXES = {
+    "main": (("read", 4), ("write", 2), ("ttl-write", 1), ("increment", 2), ("delete", 1)),
+    "counter": (("increment", 4), ("read", 1)),
+    "ttl": (("ttl-write", 2), ("read", 2)),
+}
+
+
+class _Reply:
+    """What one attempt got: a value, an error code, or nothing (lost)."""
+
+    def __init__(self, value: Any = None, code: str = "", text: str = "", lost: bool = False):
+        self.value = value
+        self.code = code
+        self.text = text
+        self.lost = lost
+
+    @property
+    def error(self) -> bool:
+        return bool(self.code) or self.lost
+
+
+def send(conn: Any, args: tuple[Any, ...]) -> _Reply:
+    """Send one command on a connected redis-py connection."""
+    import redis
+
+    try:
+        conn.send_command(*args)
+        return _Reply(conn.read_response())
+    except redis.ResponseError as e:
+        # redis-py strips the codes it knows (MOVED, CLUSTERDOWN...) from the text.
+        text = str(e)
+        code = getattr(e, "status_code", None)
+        if not code:
+            code, _, text = text.partition(" ")
+        return _Reply(code=code or "ERR", text=text)
+    except (redis.RedisError, OSError) as e:
+        return _Reply(code="", text=type(e).__name__, lost=True)
+
+
+class ClusterWorkload:
+    """``router_clients`` clients on the router and ``direct_clients`` on
+    random kv nodes, each on its own connections with short timeouts."""
+
+    def __init__(
+        self,
+        cluster: Any,
+        history: History,
+        rng: random.Random,
+        router_clients: int = 6,
+        direct_clients: int = 4,
+        keys: int = 6,
+        counters: int = 3,
+        ttl_keys: int = 3,
+        ops_per_key: int = 200,
+        timeout: float = 4.0,
+    ) -> None:
+        self.cluster = cluster
+        self.history = history
+        self.timeout = timeout
+        self.clients = [("router", c) for c in range(router_clients)]
+        self.clients += [("direct", router_clients + c) for c in range(direct_clients)]
+        self.spaces = {
+            "main": KeySpace(keys, ops_per_key, random.Random(rng.random()), "ck"),
+            "counter": KeySpace(counters, ops_per_key, random.Random(rng.random()), "cc"),
+            "ttl": KeySpace(ttl_keys, ops_per_key, random.Random(rng.random()), "ct"),
+        }
+        self.seeds = [rng.random() for _ in self.clients]
+        self._values = iter(range(1, 2**62))
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.errors: Counter[str] = Counter()
+        self.redirects = 0
+
+    # -- running -----------------------------------------------------------------------
+    def start(self) -> None:
+        for i, (kind, c) in enumerate(self.clients):
+            t = threading.Thread(
+                target=self._client, args=(kind, c, self.seeds[i]), name=f"{kind}-{c}", daemon=True
+            )
+            t.start()
+            self.threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self.threads:
+            t.join(timeout=self.timeout + 30)
+
+    def _value(self) -> str:
+        with self._lock:
+            return str(next(self._values) * 1000)
+
+    def _ports(self, kind: str) -> list[int]:
+        if kind == "router":
+            return [self.cluster.router.resp_port]
+        return [n.resp_port for n in self.cluster.kv_nodes()]
+
+    def _client(self, kind: str, c: int, seed: float) -> None:
+        rng = random.Random(seed)
+        ports = self._ports(kind)
+        port = ports[c % len(ports)]
+        conns: dict[int, Any] = {}
+        categories = [k for k, w in CATEGORIES for _ in range(w)]
+        mixes = {cat: [op for op, w in mix for _ in range(w)] for cat, mix in MIXES.items()}
+        while not self._stop.is_set():
+            conn = self._connect(conns, port)
+            if conn is None:
+                port = rng.choice(ports)
+                self._stop.wait(0.05)
+                continue
+            cat = rng.choice(categories)
+            op = rng.choice(mixes[cat])
+            key = self.spaces[cat].pick()
+            if not self.one(conns, port, c, op, key, follow=kind == "direct")[0]:
+                self._drop(conns, port)
+                port = rng.choice(ports)
+        for conn in conns.values():
+            conn.disconnect()
+
+    def _group_of(self, port: int) -> list[int]:
+        """``port`` and then the RESP ports of the other nodes of its group."""
+        for group in self.cluster.groups.values():
+            ports = [n.resp_port for n in group.nodes]
+            if port in ports:
+                return [port] + [p for p in ports if p != port]
+        return [port]
+
+    def _connect(self, conns: dict[int, Any], port: int) -> Any:
+        conn = conns.get(port)
+        if conn is None:
+            conn = _connection(port, self.timeout)
+            try:
+                conn.connect()
+            except Exception:
+                return None
+            conns[port] = conn
+        return conn
+
+    @staticmethod
+    def _drop(conns: dict[int, Any], port: int) -> None:
+        conn = conns.pop(port, None)
+        if conn is not None:
+            conn.disconnect()
+
+    def one(
+        self, conns: dict[int, Any], port: int, c: Any, op: str, key: str, follow: bool
+    ) -> tuple[bool, int]:
+        """Run and record one operation on the connection to ``port`` (which
+        must be in ``conns``): (stay on this port?, the operation's id)."""
+        h = self.history
+        args: tuple[Any, ...]
+        if op in ("write", "ttl-write"):
+            value = self._value()
+            oid = h.invoke(c, "write", key, value)
+            args = ("SET", key, value) if op == "write" else ("SET", key, value, "PX", TTL_MS)
+        elif op == "read":
+            oid = h.invoke(c, "read", key)
+            args = ("GET", key)
+        elif op == "increment":
+            oid = h.invoke(c, "increment", key, 1)
+            args = ("INCR", key)
+        else:
+            oid = h.invoke(c, "delete", key)
+            args = ("DEL", key)
+        used = port
+        reply = send(conns[port], args)
+        if follow and reply.code == "MOVED":
+            # "-MOVED <slot> <host:port>": not applied here; try the owner once.
+            with self._lock:
+                self.redirects += 1
+            target = int(reply.text.split()[-1].rpartition(":")[2])
+            conn = None
+            for used in self._group_of(target):  # the one named first, then its peers
+                conn = self._connect(conns, used)
+                if conn is not None:
+                    break
+            if conn is None:
+                self.errors[f"{op} -MOVED to a group refusing connections"] += 1
+                h.fail(oid)  # never sent anywhere that could apply it
+                return True, oid
+            reply = send(conn, args)
+        tries = 0
+        while follow and reply.code == "TRYAGAIN" and tries < 3 and not self._stop.is_set():
+            # The slot is mid-migration: not applied; ask again shortly.
+            tries += 1
+            time.sleep(0.05 * tries)
+            reply = send(conns[used], args)
+        if reply.lost:
+            self.errors[f"{op} {reply.text}"] += 1
+            h.info(oid)
+            self._drop(conns, used)
+            return used != port, oid
+        if reply.code:
+            text = "" if reply.code in ("MOVED", "TRYAGAIN") else " " + reply.text
+            self.errors[f"{op} -{reply.code}{text}"[:72]] += 1
+            if reply.code in NOT_APPLIED or op == "read":
+                h.fail(oid)
+            else:
+                h.info(oid)
+            if reply.code in ("TIMEOUT", "CLUSTERDOWN"):
+                self._drop(conns, used)
+                return used != port, oid
+            return True, oid
+        h.ok(oid, reply.value)
+        return True, oid
+
+    # -- the end -------------------------------------------------------------------------
+    def all_keys(self) -> list[str]:
+        return [k for space in self.spaces.values() for k in space.all()]
+
+    def final_reads(self, timeout: float = 120.0) -> int:
+        """Read every key once through the router, retrying each until it
+        succeeds (every attempt is recorded). Returns how many succeeded."""
+        deadline = time.monotonic() + timeout
+        port = self.cluster.router.resp_port
+        conns: dict[int, Any] = {}
+        done = 0
+        for key in self.all_keys():
+            while time.monotonic() < deadline:
+                if self._connect(conns, port) is None:
+                    time.sleep(0.1)
+                    continue
+                _, oid = self.one(conns, port, "final", "read", key, follow=False)
+                if self.history.ops[oid].outcome == "ok":
+                    done += 1
+                    break
+                time.sleep(0.05)
+        for conn in conns.values():
+            conn.disconnect()
+        return done
+
+    def final_values(self) -> dict[str, Any]:
+        """Each key's value as last read by the final reads."""
+        out: dict[str, Any] = {}
+        for op in self.history.ops:
+            if op.client == "final" and op.outcome == "ok":
+                out[op.key] = op.result
+        return out
+
+    def counter_problems(self) -> list[str]:
+        """Every counter between acknowledged and acknowledged + unknown INCRs."""
+        acked: Counter[str] = Counter()
+        unknown: Counter[str] = Counter()
+        for op in self.history.ops:
+            if op.op == "increment" and op.key.startswith("cc"):
+                if op.outcome == "ok":
+                    acked[op.key] += 1
+                elif op.outcome != "fail":
+                    unknown[op.key] += 1
+        final = self.final_values()
+        problems = []
+        for key in self.spaces["counter"].all():
+            if key not in final:
+                problems.append(f"counter {key} was not read back")
+                continue
+            v = int(final[key] or 0)
+            lo, hi = acked[key], acked[key] + unknown[key]
+            if not lo <= v <= hi:
+                problems.append(
+                    f"counter {key} is {v}, expected {lo}..{hi} "
+                    f"({acked[key]} acknowledged, {unknown[key]} unknown INCRs)"
+                )
+        return problems
+
+    def ttl_problems(self, timeout: float = 60.0) -> list[str]:
+        """Every TTL key that exists still has a TTL (PTTL through the router)."""
+        port = self.cluster.router.resp_port
+        conns: dict[int, Any] = {}
+        problems = []
+        deadline = time.monotonic() + timeout
+        for key in self.spaces["ttl"].all():
+            while time.monotonic() < deadline:
+                conn = self._connect(conns, port)
+                reply = send(conn, ("PTTL", key)) if conn is not None else _Reply(lost=True)
+                if reply.error:
+                    self._drop(conns, port)
+                    time.sleep(0.1)
+                    continue
+                pttl = int(reply.value)
+                if pttl == -1 or pttl > TTL_MS:
+                    problems.append(
+                        f"TTL key {key} has PTTL {pttl} (written only with PX {TTL_MS})"
+                    )
+                break
+            else:
+                problems.append(f"TTL key {key}: no PTTL answer")
+        for conn in conns.values():
+            conn.disconnect()
+        return problems

@@ -51,6 +51,7 @@ class Router:
         self.preferred: dict[int, int] = {}
         self._refreshing: defer.Deferred[Any] | None = None
         self._waiting: list[defer.Deferred[Any]] = []
+        self.meta_error = "no answer yet"
 
     # -- config ------------------------------------------------------------
     def refresh(self) -> defer.Deferred[Any]:
@@ -78,6 +79,21 @@ class Router:
         d.addCallback(got).addBoth(done)
         return d
 
+    @defer.inlineCallbacks
+    def _refresh_or_keep(self) -> Any:
+        """Refresh the config; if the meta group cannot be reached, keep the
+        one we have (a request then fails with -CLUSTERDOWN if we have none)."""
+        try:
+            yield self.refresh()
+        except Exception as e:
+            self.meta_error = str(e)
+            log.info("meta group unreachable: {e}", e=e)
+        if self.config is None:
+            raise CommandError(
+                f"no cluster config yet: meta group unreachable ({self.meta_error})",
+                code="CLUSTERDOWN",
+            )
+
     def groups(self) -> dict[int, list[str]]:
         if self.config is None:
             return {}
@@ -101,14 +117,14 @@ class Router:
     def call_slot(self, slot: int, argv: list[bytes]) -> Any:
         """Run ``argv`` on the group owning ``slot``, following redirections."""
         if self.config is None:
-            yield self.refresh()
+            yield self._refresh_or_keep()
         readonly = argv[0].decode("latin-1").lower() in RETRY_SAFE
         address: str | None = None
         failures = 0
         for attempt in range(MAX_REDIRECTS):
             group = self.owners[slot]
             if group == 0:
-                yield self.refresh()
+                yield self._refresh_or_keep()
                 group = self.owners[slot]
                 if group == 0:
                     raise CommandError(f"hash slot {slot} is not served", code="CLUSTERDOWN")
@@ -121,7 +137,7 @@ class Router:
                 code = e.code
                 if code == "MOVED":
                     address = str(e).split()[2]
-                    self.refresh()
+                    self._refresh_or_keep().addErrback(lambda _: None)
                     continue
                 # -TIMEOUT: a write may still apply, so only a read is sent again.
                 retry = (
@@ -132,7 +148,7 @@ class Router:
                 if code in retry and attempt < MAX_REDIRECTS - 1:
                     yield task.deferLater(self.reactor, 0.05 * (attempt + 1), lambda: None)
                     if code != "TRYAGAIN":
-                        yield self.refresh()
+                        yield self._refresh_or_keep()
                     continue
                 raise CommandError(str(e).partition(" ")[2], code=code) from None
             except CommandError:
@@ -170,7 +186,7 @@ class Router:
         @defer.inlineCallbacks
         def run() -> Any:
             if self.config is None:
-                yield self.refresh()
+                yield self._refresh_or_keep()
             calls = []
             for gid in sorted(self.groups()):
                 slot = next((s for s in range(SLOTS) if self.owners[s] == gid), None)

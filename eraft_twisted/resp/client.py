@@ -38,6 +38,10 @@ class NotSent(ConnectionGone):
     server received -- and applied -- it."""
 
 
+class ReplyTimeout(defer.TimeoutError):
+    """A command was sent and no reply came in time (its outcome is unknown)."""
+
+
 class ReplyParser:
     """Incremental RESP2 reply parser that keeps status replies apart from
     bulk strings (``+OK`` -> SimpleString), which hiredis does not; used
@@ -216,8 +220,12 @@ class RespClientPool:
             return conn.call(*args)
 
         def not_sent(f: Failure) -> Failure:
+            timed_out = f.check(defer.TimeoutError)
+            why = f"no answer within {self.timeout:g}s" if timed_out else f.getErrorMessage()
             if not sending and not f.check(NotSent):
-                raise NotSent(f"cannot connect to {address}: {f.getErrorMessage()}")
+                raise NotSent(f"cannot connect to {address}: {why}")
+            if timed_out:
+                raise ReplyTimeout(f"no reply from {address} within {self.timeout:g}s")
             return f
 
         d = self._get(address).addCallback(send)

@@ -118,3 +118,39 @@ class RouterRetryTests(unittest.TestCase):
         self.pool.replies = {}
         self.clock.pump([0.05] * 40)
         self.assertEqual(self.successResultOf(d), SERVERS[1].encode())
+
+
+class FailingMeta:
+    """A meta group that cannot be reached."""
+
+    def query(self, num: int) -> defer.Deferred[Any]:
+        return defer.fail(ConnectionError("no meta server answered: Connection was refused"))
+
+
+class MetaDownTests(unittest.TestCase):
+    def test_no_config_and_no_meta_group_is_clusterdown(self) -> None:
+        router = Router(task.Clock(), FailingMeta())
+        router.pool = FakePool(set())  # type: ignore[assignment]
+        for argv in ([b"GET", b"k"], [b"SET", b"k", b"v"]):
+            f = self.failureResultOf(router.call_slot(7, argv), CommandError)
+            self.assertEqual(f.value.code, "CLUSTERDOWN")
+            self.assertIn("meta group unreachable", str(f.value))
+        self.assertEqual(router.pool.calls, [])  # type: ignore[attr-defined]
+
+    def test_a_known_config_is_kept_while_the_meta_group_is_down(self) -> None:
+        clock = task.Clock()
+        router = Router(clock, FakeMeta())
+        pool = FakePool(set())
+        router.pool = pool  # type: ignore[assignment]
+        self.successResultOf(router.call_slot(7, [b"GET", b"k"]))
+        router.meta = FailingMeta()
+        pool.replies = {SERVERS[0]: "CLUSTERDOWN no leader yet"}
+        d = router.call_slot(7, [b"GET", b"k"])
+        pool.replies = {}
+        clock.pump([0.05] * 5)
+        self.assertEqual(self.successResultOf(d), SERVERS[0].encode())
+        # -MOVED with the meta group down: followed, and no unhandled error.
+        pool.replies = {SERVERS[0]: f"MOVED 7 {SERVERS[1]}"}
+        self.assertEqual(
+            self.successResultOf(router.call_slot(7, [b"GET", b"k"])), SERVERS[1].encode()
+        )

@@ -7,7 +7,13 @@ from typing import Any
 from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 
-from eraft_twisted.resp.client import ConnectionGone, NotSent, ReplyError, RespClientPool
+from eraft_twisted.resp.client import (
+    ConnectionGone,
+    NotSent,
+    ReplyError,
+    ReplyTimeout,
+    RespClientPool,
+)
 from eraft_twisted.resp.commands import CommandError, CommandTable, register_connection_commands
 from eraft_twisted.resp.protocol import RespServerFactory
 
@@ -25,6 +31,8 @@ class ClientTests(unittest.TestCase):
         def get(conn: Any, argv: list[bytes]) -> Any:
             if argv[1] == b"moved":
                 raise CommandError("3999 127.0.0.1:1", code="MOVED")
+            if argv[1] == b"slow":
+                return task.deferLater(reactor, 0.5, lambda: b"late")
             d: defer.Deferred[Any] = defer.Deferred()
             reactor.callLater(0.01, d.callback, data.get(argv[1]))  # type: ignore[attr-defined]
             return d
@@ -77,6 +85,17 @@ class ClientTests(unittest.TestCase):
             yield d
         # Let the server's delayed reply fire before the reactor is checked.
         yield task.deferLater(reactor, 0.05, lambda: None)
+
+
+    @defer.inlineCallbacks
+    def test_a_reply_that_does_not_come_in_time(self) -> Any:
+        pool = RespClientPool(reactor, timeout=0.1)
+        self.addCleanup(pool.close)
+        with self.assertRaises(ReplyTimeout) as late:
+            yield pool.call(self.addr, "GET", "slow")
+        self.assertNotIsInstance(late.exception, NotSent)  # it was sent: outcome unknown
+        self.assertEqual(str(late.exception), f"no reply from {self.addr} within 0.1s")
+        yield task.deferLater(reactor, 0.5, lambda: None)
 
 
 class ReplyParserTests(unittest.TestCase):

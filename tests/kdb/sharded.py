@@ -179,6 +179,13 @@ class Deployment:
         if not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
 
+    def start_one_group(self) -> None:
+        """The meta group, kv group 1 (owning every slot) and the router."""
+        self.start_meta()
+        self.start_group(1)
+        self.wait(lambda: self.settled(1), "group 1 registered")
+        self.start_router()
+
     # -- more steps, for the restart tests ---------------------------------------
     def join(self, gid: int) -> Cluster:
         """Start kv group ``gid`` and wait until the latest config lists it."""

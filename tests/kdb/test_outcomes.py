@@ -82,10 +82,7 @@ class OutcomeTests(unittest.TestCase):
         self.d = Deployment()
         self.addCleanup(self.d.cleanup)
         self.addCleanup(self.d.stop)
-        self.d.start_meta()
-        self.d.start_group(1)
-        self.d.wait(lambda: self.d.settled(1), "group 1 registered")
-        self.d.start_router()
+        self.d.start_one_group()
 
     def make_leader(self, node_id: int) -> None:
         group = self.d.groups[1]

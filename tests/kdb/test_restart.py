@@ -88,13 +88,7 @@ class RestartTests(unittest.TestCase):
         self.addCleanup(self.d.cleanup)
         self.addCleanup(self._keep_if_failed)
         self.addCleanup(self.d.stop)
-        return threads.deferToThread(self._start)
-
-    def _start(self) -> None:
-        self.d.start_meta()
-        self.d.start_group(1)
-        self.d.wait(lambda: self.d.settled(1), "group 1 registered")
-        self.d.start_router()
+        return threads.deferToThread(self.d.start_one_group)
 
     def _keep_if_failed(self) -> None:
         """A test that timed out (or failed in setUp) keeps its logs too."""

@@ -110,10 +110,7 @@ class ShardingTests(unittest.TestCase):
         self.d = Deployment()
         self.addCleanup(self.d.cleanup)
         self.addCleanup(self.d.stop)
-        self.d.start_meta()
-        self.d.start_group(1)
-        self.d.wait(lambda: self.d.settled(1), "group 1 registered")
-        self.d.start_router()
+        self.d.start_one_group()
 
     def add_group_and_rebalance(self) -> int:
         self.d.start_group(2)

@@ -15,13 +15,11 @@ from eraft_twisted.raft.types import ConfState, Entry, EntryType
 from eraft_twisted.storage.leveldb import LevelDBStorage
 
 
-class StoreTests(unittest.TestCase):
-    def setUp(self) -> None:
-        self.storage = LevelDBStorage.in_memory(ConfState((0,)))
-        self.storage.persist([Entry(1, i) for i in range(1, 200)])
-        self.store = KVStore(self.storage, None)
-        self.app = KVApplication(self.store)
-        self.index = 0
+class _Applying(unittest.TestCase):
+    """Applies encoded operations as committed entries, one batch a call."""
+
+    app: KVApplication
+    index = 0
 
     def apply(self, *ops: bytes) -> list[object]:
         entries = []
@@ -29,6 +27,14 @@ class StoreTests(unittest.TestCase):
             self.index += 1
             entries.append(Entry(1, self.index, EntryType.NORMAL, data))
         return self.app.apply_batch(entries)
+
+
+class StoreTests(_Applying):
+    def setUp(self) -> None:
+        self.storage = LevelDBStorage.in_memory(ConfState((0,)))
+        self.storage.persist([Entry(1, i) for i in range(1, 200)])
+        self.store = KVStore(self.storage, None)
+        self.app = KVApplication(self.store)
 
     def test_batch_sees_its_own_writes(self) -> None:
         results = self.apply(
@@ -142,7 +148,7 @@ class _SteppedReactor:
         fn(*args)
 
 
-class ClearRaceTests(unittest.TestCase):
+class ClearRaceTests(_Applying):
     """A read's view must be the applied state of one instant, even when a
     background clear (FLUSHALL, a released slot range) ends while it runs."""
 
@@ -162,14 +168,6 @@ class ClearRaceTests(unittest.TestCase):
         self.reactor = _SteppedReactor()
         self.store = KVStore(_ReadsInThreads(self.storage), self.reactor)
         self.app = KVApplication(self.store)
-        self.index = 0
-
-    def apply(self, *ops: bytes) -> list[object]:
-        entries = []
-        for data in ops:
-            self.index += 1
-            entries.append(Entry(1, self.index, EntryType.NORMAL, data))
-        return self.app.apply_batch(entries)
 
     def finish_clears(self) -> None:
         clears, self.clears = self.clears, []

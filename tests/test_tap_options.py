@@ -60,7 +60,8 @@ class EraftKVOptionsTests(OptionsCase):
             (0, ["127.0.0.1:8088"], "127.0.0.1:6379", "./eraft-data", None, 0),
         )
         self.assertEqual(
-            (opts["tick-ms"], opts["timeout"], opts["snapshot-entries"]), (100, 5, 10000)
+            (opts["tick-ms"], opts["timeout"], opts["snapshot-entries"], opts["maxclients"]),
+            (100, 5, 10000, 10000),
         )
 
     def test_bad_options_are_one_line(self) -> None:
@@ -73,6 +74,7 @@ class EraftKVOptionsTests(OptionsCase):
                 (["--tick-ms", "fast"], "--tick-ms must be an integer"),
                 (["--max-bulk", "10"], "--max-bulk must be between 1024"),
                 (["--fsync", "sometimes"], "--fsync must be"),
+                (["--maxclients", "0"], "--maxclients must be between 1"),
             ]
         )
 
@@ -114,6 +116,7 @@ class EraftKDBOptionsTests(OptionsCase):
                 (["--meta", "nohost"], "bad address"),
                 (["--meta", "127.0.0.1:1", "--listen", "x"], "--listen: "),
                 (["--meta", "127.0.0.1:1", "--timeout", "0"], "--timeout must be between 1"),
+                (["--meta", "127.0.0.1:1", "--maxclients", "x"], "--maxclients must be"),
             ]
         )
         opts, err = self.parse("--meta", "127.0.0.1:8188")

@@ -11,7 +11,7 @@ from twisted.logger import Logger
 
 from ..node.group import tcp_endpoint
 from ..resp.commands import CommandTable, register_connection_commands
-from ..resp.protocol import RespServerFactory
+from ..resp.protocol import MAX_CLIENTS, RespServerFactory
 from ..rpc.metaclient import AMPMetaClient
 from .router import Router, RouterCommands
 
@@ -21,7 +21,14 @@ log = Logger()
 class RouterServer(MultiService):
     """Serves RESP on ``listen``, routing by the meta group's config."""
 
-    def __init__(self, listen: str, meta: list[str], reactor: Any = None, timeout: float = 5.0):
+    def __init__(
+        self,
+        listen: str,
+        meta: list[str],
+        reactor: Any = None,
+        timeout: float = 5.0,
+        max_clients: int = MAX_CLIENTS,
+    ):
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as default_reactor
@@ -31,11 +38,17 @@ class RouterServer(MultiService):
         self.listen = listen
         self.meta = meta
         self.timeout = timeout
+        self.max_clients = max_clients
         self.router: Router | None = None
 
     @classmethod
     def from_options(cls, options: Any) -> RouterServer:
-        return cls(options["listen"], options["meta"], timeout=options["timeout"])
+        return cls(
+            options["listen"],
+            options["meta"],
+            timeout=options["timeout"],
+            max_clients=options["maxclients"],
+        )
 
     def startService(self) -> None:
         meta = AMPMetaClient(self.reactor, self.meta, timeout=self.timeout)
@@ -43,7 +56,9 @@ class RouterServer(MultiService):
         table = CommandTable()
         register_connection_commands(table, {"version": "7.2.0", "mode": "standalone"})
         RouterCommands(self.router).register(table)
-        strports.service(tcp_endpoint(self.listen), RespServerFactory(table)).setServiceParent(self)
+        strports.service(
+            tcp_endpoint(self.listen), RespServerFactory(table, max_clients=self.max_clients)
+        ).setServiceParent(self)
 
         def refresh() -> Any:
             assert self.router is not None

@@ -109,6 +109,7 @@ class ConfigCommands:
             "appendfsync": "always" if s.fsync == "always" else "no",
             "save": "",
             "proto-max-bulk-len": str(s.max_bulk),
+            "maxclients": str(s.max_clients),
             "timeout": "0",
             "maxmemory": "0",
             "maxmemory-policy": "noeviction",

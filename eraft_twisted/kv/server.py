@@ -14,7 +14,7 @@ from ..raft.types import NONE, ConfChangeType
 from ..resp.client import RespClientPool
 from ..resp.commands import CommandError, CommandTable, register_connection_commands
 from ..resp.encoder import Verbatim
-from ..resp.protocol import RespServerFactory
+from ..resp.protocol import MAX_CLIENTS, RespServerFactory
 from ..rpc.commands import ChangeMembership
 from ..rpc.metaclient import AMPMetaClient
 from .admin import ConfigCommands, RaftAdmin
@@ -44,6 +44,7 @@ class KVServer(RaftGroupServer):
         resp_address: str,
         group: str = "kv-1",
         max_bulk: int = 512 * 1024 * 1024,
+        max_clients: int = MAX_CLIENTS,
         meta: list[str] | None = None,
         group_id: int = 1,
         **kw: Any,
@@ -51,6 +52,7 @@ class KVServer(RaftGroupServer):
         super().__init__(node_id, peers, data_dir, group, **kw)
         self.resp_address = resp_address
         self.max_bulk = max_bulk
+        self.max_clients = max_clients
         self.meta = meta or []
         self.group_id = group_id
         self.shard_driver: ShardDriver | None = None
@@ -64,6 +66,7 @@ class KVServer(RaftGroupServer):
         return cls(
             resp_address=options["resp"],
             max_bulk=options["max-bulk"],
+            max_clients=options["maxclients"],
             group=f"kv-{options['group']}",
             join=bool(options["join"]),
             meta=options["meta"] or [],
@@ -204,7 +207,9 @@ class KVServer(RaftGroupServer):
         RaftAdmin(self).register(table)
         ConfigCommands(self).register(table)
         ClusterCommands(self._topology).register(table)
-        self.resp_factory = RespServerFactory(table, max_bulk=self.max_bulk)
+        self.resp_factory = RespServerFactory(
+            table, max_bulk=self.max_bulk, max_clients=self.max_clients
+        )
         strports.service(tcp_endpoint(self.resp_address), self.resp_factory).setServiceParent(self)
         TimerService(1.0, self._sweep).setServiceParent(self)
         TimerService(1.0, self._announce).setServiceParent(self)

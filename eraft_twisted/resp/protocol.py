@@ -38,6 +38,9 @@ log = Logger()
 _INTERNAL_ERROR_BYTES = b"-ERR internal error\r\n"
 
 
+MAX_CLIENTS = 10_000
+"""Connections served at once by default (Redis's ``maxclients``)."""
+
 class _Pending:
     """One reply slot in a connection's FIFO."""
 
@@ -105,6 +108,12 @@ class RespServerProtocol(Protocol):
         registry = factory.registry
         transport = self.transport
         assert transport is not None
+        if len(registry) >= factory.max_clients:
+            # As Redis does: one error, then the connection is closed.
+            self._closing = True
+            transport.write(b"-ERR max number of clients reached\r\n")
+            transport.loseConnection()
+            return
         no_delay(transport)
         fileno = getattr(transport, "fileno", None)
         try:
@@ -306,7 +315,9 @@ class RespServerFactory(ServerFactory):
     """Builds :class:`RespServerProtocol` connections serving ``table``.
 
     ``max_pending`` bounds the replies outstanding per connection before it
-    stops reading; ``max_bulk`` is the largest accepted bulk argument.
+    stops reading; ``max_bulk`` is the largest accepted bulk argument;
+    ``max_clients`` the connections served at once (more are told
+    ``-ERR max number of clients reached`` and closed).
     """
 
     protocol = RespServerProtocol
@@ -318,6 +329,7 @@ class RespServerFactory(ServerFactory):
         max_bulk: int = MAX_BULK,
         clock: IReactorTime | None = None,
         use_hiredis: bool | None = None,
+        max_clients: int = MAX_CLIENTS,
     ) -> None:
         if clock is None:
             from twisted.internet import reactor
@@ -326,5 +338,6 @@ class RespServerFactory(ServerFactory):
         self.table = table
         self.max_pending = max_pending
         self.max_bulk = max_bulk
+        self.max_clients = max_clients
         self.use_hiredis = use_hiredis
         self.registry = ClientRegistry(clock)

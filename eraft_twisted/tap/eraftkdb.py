@@ -18,6 +18,7 @@ class Options(BaseOptions):
         ["listen", None, "127.0.0.1:12306", "host:port to serve the Redis protocol on."],
         ["meta", None, None, "Comma-separated host:port of the meta group's peer ports."],
         ["timeout", None, "5", "Seconds before a request fails."],
+        ["maxclients", None, "10000", "Client connections served at once (as Redis)."],
         ["config", None, None, "Read options from this file (command line wins)."],
     ]
 
@@ -27,6 +28,7 @@ class Options(BaseOptions):
         self["meta"] = parse_peers(self["meta"])
         self.address_option("listen")
         self["timeout"] = self.int_option("timeout", 1, 3600)
+        self["maxclients"] = self.int_option("maxclients", 1, 1_000_000)
 
 
 def makeService(options: Any) -> IService:

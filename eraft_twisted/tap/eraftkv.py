@@ -26,6 +26,7 @@ class Options(RaftGroupOptions):
         ["meta", None, None, "Comma-separated host:port of the meta group (sharded mode)."],
         ["group", None, "1", "Shard group id (with --meta)."],
         ["max-bulk", None, str(512 * 1024 * 1024), "Largest bulk string accepted, in bytes."],
+        ["maxclients", None, "10000", "Client connections served at once (as Redis)."],
     ]
     optFlags = [
         [
@@ -40,6 +41,7 @@ class Options(RaftGroupOptions):
         super().validate()
         self.address_option("resp")
         self["max-bulk"] = self.int_option("max-bulk", 1024, 2**40)
+        self["maxclients"] = self.int_option("maxclients", 1, 1_000_000)
         self["group"] = self.int_option("group", 0, 2**31)
         if self["meta"]:
             self["meta"] = parse_peers(self["meta"])

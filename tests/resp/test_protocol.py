@@ -21,7 +21,7 @@ from .helpers import multibulk
 class Harness:
     """A factory whose table has GET/SET on a dict and DEFER, which parks a Deferred."""
 
-    def make(self, max_pending: int = 1024) -> None:
+    def make(self, max_pending: int = 1024, max_clients: int = 10_000) -> None:
         self.clock = Clock()
         self.store: dict[bytes, bytes] = {}
         self.parked: list[Deferred[Any]] = []
@@ -33,7 +33,9 @@ class Harness:
         table.register("ready", 2, "", lambda c, a: succeed(a[1]), 0, 0, 0)
         table.register("boom", 1, "", self._boom, 0, 0, 0)
         table.register("weird", 1, "", lambda c, a: object(), 0, 0, 0)
-        self.factory = RespServerFactory(table, max_pending=max_pending, clock=self.clock)
+        self.factory = RespServerFactory(
+            table, max_pending=max_pending, clock=self.clock, max_clients=max_clients
+        )
 
     def _set(self, conn: ConnectionState, argv: list[bytes]) -> Any:
         self.store[argv[1]] = argv[2]
@@ -58,6 +60,27 @@ class Harness:
         data = transport.value()
         transport.clear()
         return data
+
+
+class MaxClientsTests(Harness, SynchronousTestCase):
+    def test_a_client_past_the_limit_gets_one_error_and_is_closed(self) -> None:
+        self.make(max_clients=2)
+        first, t1 = self.connect()
+        _, t2 = self.connect()
+        extra, t3 = self.connect()
+        self.assertEqual(self.take(t3), b"-ERR max number of clients reached\r\n")
+        self.assertTrue(t3.disconnecting)
+        extra.dataReceived(b"PING\r\n")  # nothing more is answered
+        extra.connectionLost()
+        self.assertEqual(self.take(t3), b"")
+        self.assertEqual(len(self.factory.registry), 2)
+        # The clients within the limit are served; once one leaves, a new one gets in.
+        first.dataReceived(b"PING\r\n")
+        self.assertEqual(self.take(t1), b"+PONG\r\n")
+        first.connectionLost()
+        again, t4 = self.connect()
+        again.dataReceived(b"PING\r\n")
+        self.assertEqual(self.take(t4), b"+PONG\r\n")
 
 
 class ProtocolTests(Harness, SynchronousTestCase):

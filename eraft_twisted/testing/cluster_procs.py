@@ -24,6 +24,22 @@ from typing import Any
 
 from .nemesis import TWISTD, JepsenCluster, NodeProcess, ProxyNet, free_ports, twistd_argv
 
+
+def admin_call(
+    address: str, method: str, path: str, body: Any = None, timeout: float = 10.0
+) -> Any:
+    """One call to a meta node's HTTP admin API: its decoded JSON answer.
+    Raises OSError (unreachable, or a 4xx/5xx as HTTPError) or ValueError."""
+    req = urllib.request.Request(
+        f"http://{address}{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
 __all__ = ["MetaProcess", "RouterProcess", "ShardedCluster"]
 
 KV_ARGS = ["--tick-ms", "50", "--timeout", "1", "--snapshot-entries", "500"]
@@ -275,15 +291,10 @@ class ShardedCluster:
             k = (self._admin_next + i) % n
             if not self.meta[k].alive or self.meta[k].paused:
                 continue
-            req = urllib.request.Request(
-                f"http://127.0.0.1:{self.admin_ports[k]}{path}",
-                method=method,
-                data=json.dumps(body).encode() if body is not None else None,
-                headers={"Content-Type": "application/json"},
-            )
             try:
-                with urllib.request.urlopen(req, timeout=timeout) as r:
-                    answer: dict[str, Any] = json.loads(r.read())
+                answer: dict[str, Any] = admin_call(
+                    f"127.0.0.1:{self.admin_ports[k]}", method, path, body, timeout
+                )
             except (OSError, ValueError):  # HTTPError (4xx/5xx) is an OSError
                 continue
             self._admin_next = k

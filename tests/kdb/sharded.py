@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-import urllib.request
 from typing import Any
 
 import redis
 
+from eraft_twisted.testing.cluster_procs import admin_call
 from eraft_twisted.testing.nemesis import tail_log
 from tests.procs import TWISTD, Cluster, Node, free_ports, twistd_env
 
@@ -121,15 +120,8 @@ class Deployment:
     def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """Call the meta HTTP API on any node that answers."""
         for addr in self.meta_admin:
-            req = urllib.request.Request(
-                f"http://{addr}{path}",
-                method=method,
-                data=json.dumps(body).encode() if body is not None else None,
-                headers={"Content-Type": "application/json"},
-            )
             try:
-                with urllib.request.urlopen(req, timeout=10) as r:
-                    return json.loads(r.read())
+                return admin_call(addr, method, path, body, timeout=10)
             except OSError:
                 continue
         return None

@@ -137,3 +137,129 @@ class EraftMetaOptionsTests(OptionsCase):
             (["127.0.0.1:8188"], "./eraft-meta-data", "127.0.0.1:8080", 0),
         )
         self.assert_errors([(["--resp", "127.0.0.1:1"], "option --resp not recognized")])
+
+
+class SnapshotBytesOptionsTests(OptionsCase):
+    """--snapshot-bytes, shared by eraftkv and eraftmeta, and its example configs."""
+
+    def test_default_values_and_errors(self) -> None:
+        from eraft_twisted.node.group import RaftGroupServer
+
+        data = self.in_empty_dir()
+        for options_class in (eraftkv.Options, eraftmeta.Options):
+            self.options_class = options_class
+            opts, err = self.parse()
+            self.assertEqual((err, opts["snapshot-bytes"]), ("", 64 * 1024 * 1024))
+            opts, err = self.parse("--snapshot-bytes", "0", "--snapshot-entries", "0")
+            self.assertEqual((err, opts["snapshot-bytes"], opts["snapshot-entries"]), ("", 0, 0))
+            opts, err = self.parse("--snapshot-bytes", "1048576")
+            self.assertEqual(RaftGroupServer.group_options(opts)["snapshot_bytes"], 1048576)
+            self.assert_errors(
+                [
+                    (["--snapshot-bytes", "-1"], "--snapshot-bytes must be between 0 and"),
+                    (["--snapshot-bytes", "64mb"], "--snapshot-bytes must be an integer"),
+                ]
+            )
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        for options_class, name in [
+            (eraftkv.Options, "eraftkv.conf"),
+            (eraftmeta.Options, "eraftmeta.conf"),
+        ]:
+            self.options_class = options_class
+            opts, err = self.parse(
+                "--config", os.path.join(root, "etc", name), "--data", os.path.join(data, name)
+            )
+            self.assertEqual(err, "", name)
+            self.assertEqual(
+                (opts["snapshot-entries"], opts["snapshot-bytes"]), (10000, 64 * 1024 * 1024), name
+            )
+
+
+class ClientLimitOptionsTests(OptionsCase):
+    """The client-limit options eraftkv and eraftkdb share, and the example config files."""
+
+    def test_defaults_are_the_resp_layers(self) -> None:
+        from eraft_twisted.resp.protocol import MAX_REQUEST, OUTPUT_LIMIT
+
+        self.in_empty_dir()
+        for options_class, argv in [(eraftkv.Options, []), (eraftkdb.Options, ["--meta", "h:1"])]:
+            self.options_class = options_class
+            opts, err = self.parse(*argv)
+            self.assertEqual(err, "")
+            self.assertEqual(
+                (
+                    opts["client-output-buffer-limit"],
+                    opts["client-query-buffer-limit"],
+                    opts["client-idle-timeout"],
+                ),
+                (OUTPUT_LIMIT, MAX_REQUEST, 0),
+            )
+        self.assertEqual((OUTPUT_LIMIT, MAX_REQUEST), (64 * 1024 * 1024, 1024 * 1024 * 1024))
+
+    def test_values_and_bad_values(self) -> None:
+        self.in_empty_dir()
+        for options_class, argv in [(eraftkv.Options, []), (eraftkdb.Options, ["--meta", "h:1"])]:
+            self.options_class = options_class
+            opts, err = self.parse(
+                *argv,
+                "--client-output-buffer-limit",
+                "0",
+                "--client-query-buffer-limit",
+                "1048576",
+                "--client-idle-timeout",
+                "300",
+            )
+            self.assertEqual(err, "")
+            self.assertEqual(
+                (
+                    opts["client-output-buffer-limit"],
+                    opts["client-query-buffer-limit"],
+                    opts["client-idle-timeout"],
+                ),
+                (0, 1048576, 300),
+            )
+            self.assert_errors(
+                [
+                    (
+                        [*argv, "--client-output-buffer-limit", "-1"],
+                        "--client-output-buffer-limit must be between 0 and",
+                    ),
+                    (
+                        [*argv, "--client-output-buffer-limit", "64mb"],
+                        "--client-output-buffer-limit must be an integer, got '64mb'",
+                    ),
+                    (
+                        [*argv, "--client-query-buffer-limit", "10"],
+                        "--client-query-buffer-limit must be between 1024 and",
+                    ),
+                    (
+                        [*argv, "--client-idle-timeout", "1.5"],
+                        "--client-idle-timeout must be an integer",
+                    ),
+                    (
+                        [*argv, "--client-idle-timeout", "-5"],
+                        "--client-idle-timeout must be between 0 and",
+                    ),
+                ]
+            )
+
+    def test_example_config_files(self) -> None:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        data = self.in_empty_dir()
+        for options_class, name, argv in [
+            (eraftkv.Options, "eraftkv.conf", ["--data", os.path.join(data, "d")]),
+            (eraftkdb.Options, "eraftkdb.conf", []),
+        ]:
+            self.options_class = options_class
+            opts, err = self.parse("--config", os.path.join(root, "etc", name), *argv)
+            self.assertEqual(err, "", name)
+            self.assertEqual(
+                (
+                    opts["maxclients"],
+                    opts["client-output-buffer-limit"],
+                    opts["client-query-buffer-limit"],
+                    opts["client-idle-timeout"],
+                ),
+                (10000, 64 * 1024 * 1024, 1024 * 1024 * 1024, 0),
+                name,
+            )

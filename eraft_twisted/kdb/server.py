@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application import strports
@@ -10,9 +12,9 @@ from twisted.application.service import MultiService
 from twisted.logger import Logger
 
 from ..node.group import tcp_endpoint
-from ..resp.commands import CommandTable, register_connection_commands
+from ..resp.commands import CommandError, CommandTable, register_connection_commands
 from ..resp.protocol import MAX_CLIENTS, RespServerFactory
-from ..rpc.metaclient import AMPMetaClient
+from ..rpc.metaclient import AMPMetaClient, WrongCluster
 from .router import Router, RouterCommands
 
 log = Logger()
@@ -28,6 +30,8 @@ class RouterServer(MultiService):
         reactor: Any = None,
         timeout: float = 5.0,
         max_clients: int = MAX_CLIENTS,
+        client_limits: dict[str, Any] | None = None,
+        cluster_id: str = "",
     ):
         super().__init__()
         if reactor is None:
@@ -39,6 +43,9 @@ class RouterServer(MultiService):
         self.meta = meta
         self.timeout = timeout
         self.max_clients = max_clients
+        # More RespServerFactory limits by keyword (max_request, output_limit, idle_timeout).
+        self.client_limits = client_limits or {}
+        self.cluster_id = cluster_id
         self.router: Router | None = None
 
     @classmethod
@@ -48,23 +55,34 @@ class RouterServer(MultiService):
             options["meta"],
             timeout=options["timeout"],
             max_clients=options["maxclients"],
+            client_limits={
+                "max_request": options["client-query-buffer-limit"],
+                "output_limit": options["client-output-buffer-limit"],
+                "idle_timeout": options["client-idle-timeout"],
+            },
+            cluster_id=options.get("cluster") or "",
         )
 
     def startService(self) -> None:
-        meta = AMPMetaClient(self.reactor, self.meta, timeout=self.timeout)
+        meta = AMPMetaClient(
+            self.reactor, self.meta, timeout=self.timeout, cluster_id=self.cluster_id
+        )
         self.router = Router(self.reactor, meta, timeout=self.timeout)
         table = CommandTable()
         register_connection_commands(table, {"version": "7.2.0", "mode": "standalone"})
         RouterCommands(self.router).register(table)
-        strports.service(
-            tcp_endpoint(self.listen), RespServerFactory(table, max_clients=self.max_clients)
-        ).setServiceParent(self)
+        factory = RespServerFactory(table, max_clients=self.max_clients, **self.client_limits)
+        register_config(table, factory.client_settings)
+        strports.service(tcp_endpoint(self.listen), factory).setServiceParent(self)
 
         def refresh() -> Any:
             assert self.router is not None
-            return self.router.refresh().addErrback(
-                lambda f: log.info("meta group unreachable: {e}", e=f.value)
-            )
+            return self.router.refresh().addErrback(unreachable)
+
+        def unreachable(f: Any) -> None:
+            # A refusal (WrongCluster) was logged once by the meta client.
+            if not f.check(WrongCluster):
+                log.info("meta group unreachable: {e}", e=f.value)
 
         TimerService(1.0, refresh).setServiceParent(self)
         log.info("eraftkdb routing on {listen}, meta {meta}", listen=self.listen, meta=self.meta)
@@ -76,3 +94,25 @@ class RouterServer(MultiService):
             self.router.pool.close()
             self.router.meta.close()
         return d
+
+
+def register_config(table: CommandTable, settings: Callable[[], dict[str, str]]) -> None:
+    """CONFIG GET over the router's own ``settings()`` (Redis's names); CONFIG SET is refused."""
+
+    def get(conn: Any, argv: list[bytes]) -> dict[str, str]:
+        values = settings()
+        found: dict[str, str] = {}
+        for raw in argv[2:]:
+            for name in fnmatch.filter(values, raw.decode("latin-1").lower()):
+                found[name] = values[name]
+        return found
+
+    def set_(conn: Any, argv: list[bytes]) -> Any:
+        raise CommandError(
+            f"CONFIG SET is not supported ('{argv[2].decode('latin-1')}'): restart the router "
+            "with the option or its config file"
+        )
+
+    table.register("config", -2, ["admin"], None, 0, 0, 0)
+    table.register_subcommand("config", "get", -3, ["admin", "stale"], get)
+    table.register_subcommand("config", "set", -4, ["admin"], set_)

@@ -34,6 +34,7 @@ __all__ = [
     "MAX_BULK",
     "MAX_INLINE",
     "MAX_MULTIBULK",
+    "MAX_REQUEST",
     "ProtocolError",
     "RespParser",
     "parse_int64",
@@ -43,6 +44,9 @@ __all__ = [
 MAX_BULK = 512 * 1024 * 1024
 MAX_MULTIBULK = 1024 * 1024
 MAX_INLINE = 64 * 1024
+# All of one request's arguments together (Redis's client-query-buffer-limit default),
+# so a request holding one argument of MAX_BULK still fits.
+MAX_REQUEST = 1024 * 1024 * 1024
 
 # Drop the consumed prefix of the buffer once it is at least this big.
 _COMPACT_AT = 64 * 1024
@@ -193,6 +197,12 @@ class RespParser:
     does. Malformed input raises ProtocolError; after that the parser is dead
     and raises the same error again.
 
+    Limits, each judged from a header before the data behind it is
+    buffered: more than ``max_multibulk`` arguments is ``invalid multibulk
+    length``, an argument over ``max_bulk`` bytes ``invalid bulk length``,
+    and arguments adding up to more than ``max_request`` bytes ``too big
+    request``.
+
     ``use_hiredis`` (default: on when hiredis is importable) parses runs of
     complete multibulk requests with ``hiredis.Reader`` and validates their
     framing; the pure-Python path handles inline requests, partial requests
@@ -205,10 +215,12 @@ class RespParser:
         max_multibulk: int = MAX_MULTIBULK,
         max_inline: int = MAX_INLINE,
         use_hiredis: bool | None = None,
+        max_request: int = MAX_REQUEST,
     ) -> None:
         self.max_bulk = max_bulk
         self.max_multibulk = max_multibulk
         self.max_inline = max_inline
+        self.max_request = max_request
         if use_hiredis is None:
             use_hiredis = _hiredis is not None
         if max_inline < 32:
@@ -224,6 +236,7 @@ class RespParser:
         self._argv: list[bytes] | None = None
         self._left = 0
         self._bulklen = -1
+        self._size = 0
         # Where to resume looking for the end of a line already searched in vain, so
         # a long line arriving in many small pieces is not rescanned from its start.
         self._seek = 0
@@ -346,9 +359,11 @@ class RespParser:
             argv = []
             left = count
             bulklen = -1
+            size = 0
         else:
             left = self._left
             bulklen = self._bulklen
+            size = self._size
         end = len(buf)
         max_bulk = self.max_bulk
         while left:
@@ -372,6 +387,12 @@ class RespParser:
                 bulklen = int(digits)
                 if bulklen > max_bulk:
                     raise _error("invalid bulk length")
+                size += bulklen
+                if size > self.max_request:
+                    # Judged from the header, before the data is buffered.
+                    raise _error(
+                        f"too big request (client-query-buffer-limit is {self.max_request} bytes)"
+                    )
                 pos = nl + 2
             stop = pos + bulklen
             if end < stop + 2:
@@ -387,6 +408,7 @@ class RespParser:
             self._argv = argv
             self._left = left
             self._bulklen = bulklen
+            self._size = size
             return None
         self._argv = None
         return argv
@@ -424,6 +446,7 @@ class RespParser:
             reader.feed(buf, pos, stop - pos)
             gets = reader.gets
             check_bulk = stop - pos > self.max_bulk
+            check_request = stop - pos > self.max_request
             max_count = self.max_multibulk
             while pos < stop:
                 try:
@@ -437,17 +460,19 @@ class RespParser:
                     break
                 p = pos + 3 + len(str(n))
                 ok = True
+                total = 0
                 for a in argv:
                     if buf[p] != _DOLLAR or a is None:
                         ok = False
                         break
                     size = len(a)
+                    total += size
                     p += 3 + len(str(size)) + size
                     if buf[p] != _CR or buf[p + 1] != _LF or (check_bulk and size > self.max_bulk):
                         ok = False
                         break
                     p += 2
-                if not ok:
+                if not ok or (check_request and total > self.max_request):
                     break
                 ready.append(argv)
                 pos = p

@@ -5,6 +5,11 @@ as it and every earlier one are ready, so pipelined commands whose handlers
 return Deferreds that fire out of order are still answered in order. When
 more than ``max_pending`` replies are outstanding, or the transport's write
 buffer is full, the connection stops reading and parsing until it drains.
+
+Client limits: ``max_clients`` connections at once; per request, the
+parser's argument count, argument size and total size; per connection, the
+reply bytes queued behind a full transport buffer (``output_limit``) and the
+time without traffic (``idle_timeout``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IAddress,
     IConsumer,
+    IDelayedCall,
     IPushProducer,
     IReactorTime,
     ITCPTransport,
@@ -28,10 +34,10 @@ from zope.interface import implementer
 from ..tcp import no_delay
 from .commands import INTERNAL_ERROR, CommandTable
 from .encoder import ErrorReply, encode
-from .parser import MAX_BULK, ProtocolError, RespParser
+from .parser import MAX_BULK, MAX_MULTIBULK, MAX_REQUEST, ProtocolError, RespParser
 from .state import ClientRegistry, ConnectionState
 
-__all__ = ["RespServerFactory", "RespServerProtocol"]
+__all__ = ["MAX_CLIENTS", "MAX_REQUEST", "OUTPUT_LIMIT", "RespServerFactory", "RespServerProtocol"]
 
 log = Logger()
 
@@ -40,6 +46,14 @@ _INTERNAL_ERROR_BYTES = b"-ERR internal error\r\n"
 
 MAX_CLIENTS = 10_000
 """Connections served at once by default (Redis's ``maxclients``)."""
+
+OUTPUT_LIMIT = 64 * 1024 * 1024
+"""Default reply bytes a client may leave unread (Redis's ``client-output-buffer-limit``)."""
+
+# Replies batched in one write before it is sent, so that a full transport
+# buffer stops parsing mid-batch.
+_FLUSH_AT = 64 * 1024
+
 
 class _Pending:
     """One reply slot in a connection's FIFO."""
@@ -101,6 +115,9 @@ class RespServerProtocol(Protocol):
         self._close_after_write = False
         self._closed = False
         self._producer: _OutputThrottle | None = None
+        self._out_size = 0
+        self._backlog = 0
+        self._idle_call: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         """Set up the parser and the client state, and register for write backpressure."""
@@ -120,7 +137,12 @@ class RespServerProtocol(Protocol):
             fd = fileno() if fileno is not None else -1
         except Exception:
             fd = -1
-        self.parser = RespParser(max_bulk=factory.max_bulk, use_hiredis=factory.use_hiredis)
+        self.parser = RespParser(
+            max_bulk=factory.max_bulk,
+            max_multibulk=factory.max_args,
+            max_request=factory.max_request,
+            use_hiredis=factory.use_hiredis,
+        )
         self.conn = ConnectionState(
             registry.next_id(),
             registry,
@@ -133,6 +155,8 @@ class RespServerProtocol(Protocol):
         registry.add(self.conn)
         self._producer = _OutputThrottle(self)
         cast(IConsumer, transport).registerProducer(self._producer, True)
+        if factory.idle_timeout > 0:
+            self._idle_call = registry.clock.callLater(factory.idle_timeout, self._check_idle)
 
     def dataReceived(self, data: bytes) -> None:
         """Buffer ``data`` and run every complete command it finishes."""
@@ -148,6 +172,10 @@ class RespServerProtocol(Protocol):
         self._closed = True
         self._pending.clear()
         self._out.clear()
+        if self._idle_call is not None:
+            if self._idle_call.active():
+                self._idle_call.cancel()
+            self._idle_call = None
         if self.conn is not None:
             self.conn.closed = True
             self.conn.abort_hook = None
@@ -191,10 +219,14 @@ class RespServerProtocol(Protocol):
                 elif pending or close:
                     self._enqueue(result, conn.protocol_version, close)
                 else:
-                    out.append(self._encode(result, conn.protocol_version))
+                    data = self._encode(result, conn.protocol_version)
+                    out.append(data)
+                    self._out_size += len(data)
                 if len(pending) > max_pending and not self._paused_pending:
                     self._paused_pending = True
                     self._update_reading()
+                if self._out_size >= _FLUSH_AT:
+                    self._write_out()
         finally:
             self._in_process = False
         self._write_out()
@@ -229,7 +261,9 @@ class RespServerProtocol(Protocol):
         out = self._out
         while pending and pending[0].ready:
             entry = pending.popleft()
-            out.append(self._encode(entry.value, entry.proto))
+            data = self._encode(entry.value, entry.proto)
+            out.append(data)
+            self._out_size += len(data)
             if entry.close:
                 self._close_after_write = True
                 pending.clear()
@@ -253,11 +287,24 @@ class RespServerProtocol(Protocol):
         if self._closed:
             return
         transport = self.transport
-        assert transport is not None
-        if self._out:
-            data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
-            self._out.clear()
+        assert transport is not None and self.conn is not None
+        out = self._out
+        if out:
+            if not self._paused_output:
+                # The transport has room (under its own small buffer): a new backlog
+                # starts, and its first reply does not count, so that one reply of any
+                # size gets through; only what is queued behind it does.
+                self._backlog = -len(out[0])
+            data = b"".join(out) if len(out) > 1 else out[0]
+            out.clear()
+            self._out_size = 0
             transport.write(data)
+            self._backlog += len(data)
+            self.conn.last_interaction = self.factory.registry.clock.seconds()
+            limit = self.factory.output_limit
+            if limit and self._paused_output and self._backlog > limit:
+                self._over_output_limit(limit)
+                return
         if self._close_after_write:
             self._close_after_write = False
             self._close_transport()
@@ -290,8 +337,48 @@ class RespServerProtocol(Protocol):
         else:
             transport.loseConnection()
 
+    def _over_output_limit(self, limit: int) -> None:
+        conn = self.conn
+        assert conn is not None
+        log.warn(
+            "closing client id={id} addr={addr}: {size} bytes of replies unread, "
+            "over client-output-buffer-limit {limit}",
+            id=conn.id,
+            addr=conn.peer,
+            size=self._backlog,
+            limit=limit,
+        )
+        # Aborted: waiting to send what it does not read would keep the memory.
+        self._abort()
+
+    def _check_idle(self) -> None:
+        self._idle_call = None
+        conn = self.conn
+        if self._closed or conn is None:
+            return
+        timeout = self.factory.idle_timeout
+        clock = self.factory.registry.clock
+        if self._pending:
+            # Waiting for a reply is not idling.
+            delay = timeout
+        else:
+            delay = conn.last_interaction + timeout - clock.seconds()
+        if delay > 0:
+            self._idle_call = clock.callLater(delay, self._check_idle)
+            return
+        log.debug("closing client id={id} addr={addr}: idle", id=conn.id, addr=conn.peer)
+        if self._closing or self._paused_output:
+            # Its unread output would keep a graceful close waiting forever.
+            self._abort()
+        else:
+            self._closing = True
+            self._close_transport()
+
     def _set_output_paused(self, paused: bool) -> None:
         self._paused_output = paused
+        if not paused and self.conn is not None:
+            # The transport's buffer drained: the client is reading.
+            self.conn.last_interaction = self.factory.registry.clock.seconds()
         self._update_reading()
         if not paused and not self._in_process:
             self._process()
@@ -315,9 +402,15 @@ class RespServerFactory(ServerFactory):
     """Builds :class:`RespServerProtocol` connections serving ``table``.
 
     ``max_pending`` bounds the replies outstanding per connection before it
-    stops reading; ``max_bulk`` is the largest accepted bulk argument;
-    ``max_clients`` the connections served at once (more are told
-    ``-ERR max number of clients reached`` and closed).
+    stops reading; ``max_clients`` the connections served at once (more are
+    told ``-ERR max number of clients reached`` and closed). A request with
+    more than ``max_args`` arguments, one over ``max_bulk`` bytes or all
+    together over ``max_request`` bytes gets a protocol error and the
+    connection is closed. A client is dropped when more than
+    ``output_limit`` bytes of replies (0: no limit) queue behind a full
+    transport buffer, or after ``idle_timeout`` seconds (0: never) without
+    a request, a reply or a reply being read, unless one of its requests is
+    still being answered.
     """
 
     protocol = RespServerProtocol
@@ -330,6 +423,10 @@ class RespServerFactory(ServerFactory):
         clock: IReactorTime | None = None,
         use_hiredis: bool | None = None,
         max_clients: int = MAX_CLIENTS,
+        max_request: int = MAX_REQUEST,
+        max_args: int = MAX_MULTIBULK,
+        output_limit: int = OUTPUT_LIMIT,
+        idle_timeout: float = 0,
     ) -> None:
         if clock is None:
             from twisted.internet import reactor
@@ -339,5 +436,22 @@ class RespServerFactory(ServerFactory):
         self.max_pending = max_pending
         self.max_bulk = max_bulk
         self.max_clients = max_clients
+        self.max_request = max_request
+        self.max_args = max_args
+        self.output_limit = output_limit
+        self.idle_timeout = idle_timeout
         self.use_hiredis = use_hiredis
         self.registry = ClientRegistry(clock)
+
+    def client_settings(self) -> dict[str, str]:
+        """The client limits under Redis's CONFIG GET names."""
+        # Every connection is in Redis's "normal" class; the other classes have no
+        # clients here, but are shown with the same limit for parsers that expect them.
+        output = " ".join(f"{c} {self.output_limit} 0 0" for c in ("normal", "slave", "pubsub"))
+        return {
+            "maxclients": str(self.max_clients),
+            "proto-max-bulk-len": str(self.max_bulk),
+            "client-query-buffer-limit": str(self.max_request),
+            "client-output-buffer-limit": output,
+            "timeout": str(int(self.idle_timeout)),
+        }

@@ -6,7 +6,13 @@ from typing import Any
 
 from twisted.application.service import IService
 
-from .options import BaseOptions, ConfigError, parse_peers
+from .options import (
+    BaseOptions,
+    ConfigError,
+    client_limit_parameters,
+    parse_peers,
+    validate_client_limits,
+)
 
 
 class Options(BaseOptions):
@@ -19,6 +25,14 @@ class Options(BaseOptions):
         ["meta", None, None, "Comma-separated host:port of the meta group's peer ports."],
         ["timeout", None, "5", "Seconds before a request fails."],
         ["maxclients", None, "10000", "Client connections served at once (as Redis)."],
+        [
+            "cluster",
+            None,
+            None,
+            "Cluster id the meta group must have (GET /status on a meta node); "
+            "by default the first meta node that answers sets it.",
+        ],
+        *client_limit_parameters(),
         ["config", None, None, "Read options from this file (command line wins)."],
     ]
 
@@ -29,6 +43,7 @@ class Options(BaseOptions):
         self.address_option("listen")
         self["timeout"] = self.int_option("timeout", 1, 3600)
         self["maxclients"] = self.int_option("maxclients", 1, 1_000_000)
+        validate_client_limits(self)
 
 
 def makeService(options: Any) -> IService:

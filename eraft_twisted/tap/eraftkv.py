@@ -6,7 +6,13 @@ from typing import Any
 
 from twisted.application.service import IService
 
-from .options import RaftGroupOptions, parse_peers, raft_group_parameters
+from .options import (
+    RaftGroupOptions,
+    client_limit_parameters,
+    parse_peers,
+    raft_group_parameters,
+    validate_client_limits,
+)
 
 DEFAULT_PEERS = "127.0.0.1:8088"
 DEFAULT_RESP = "127.0.0.1:6379"
@@ -27,6 +33,7 @@ class Options(RaftGroupOptions):
         ["group", None, "1", "Shard group id (with --meta)."],
         ["max-bulk", None, str(512 * 1024 * 1024), "Largest bulk string accepted, in bytes."],
         ["maxclients", None, "10000", "Client connections served at once (as Redis)."],
+        *client_limit_parameters(),
     ]
     optFlags = [
         [
@@ -42,6 +49,7 @@ class Options(RaftGroupOptions):
         self.address_option("resp")
         self["max-bulk"] = self.int_option("max-bulk", 1024, 2**40)
         self["maxclients"] = self.int_option("maxclients", 1, 1_000_000)
+        validate_client_limits(self)
         self["group"] = self.int_option("group", 0, 2**31)
         if self["meta"]:
             self["meta"] = parse_peers(self["meta"])

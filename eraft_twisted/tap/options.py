@@ -126,6 +126,44 @@ class BaseOptions(usage.Options):
         return n
 
 
+def client_limit_parameters() -> list[list[Any]]:
+    """The client-limit options of every RESP server (eraftkv, eraftkdb).
+
+    The defaults are those of ``eraft_twisted.resp``: 64 MiB, 1 GiB, off.
+    """
+    return [
+        [
+            "client-output-buffer-limit",
+            None,
+            str(64 * 1024 * 1024),
+            "Drop a client once this many bytes of its replies wait unread (0: no limit).",
+        ],
+        [
+            "client-query-buffer-limit",
+            None,
+            str(1024 * 1024 * 1024),
+            "Largest request (all its arguments together), in bytes.",
+        ],
+        [
+            "client-idle-timeout",
+            None,
+            "0",
+            "Close a client idle this many seconds (0: never; Redis's timeout).",
+        ],
+    ]
+
+
+def validate_client_limits(options: BaseOptions) -> None:
+    """Check and convert the options from :func:`client_limit_parameters`."""
+    options["client-output-buffer-limit"] = options.int_option(
+        "client-output-buffer-limit", 0, 2**40
+    )
+    options["client-query-buffer-limit"] = options.int_option(
+        "client-query-buffer-limit", 1024, 2**40
+    )
+    options["client-idle-timeout"] = options.int_option("client-idle-timeout", 0, 2**31 - 1)
+
+
 def raft_group_parameters(data: str, peers: str, timeout_help: str) -> list[list[Any]]:
     """The options every Raft group member takes (eraftkv, eraftmeta)."""
     return [
@@ -141,6 +179,12 @@ def raft_group_parameters(data: str, peers: str, timeout_help: str) -> list[list
             None,
             "10000",
             "Snapshot and compact the log every N entries (0: never).",
+        ],
+        [
+            "snapshot-bytes",
+            None,
+            str(64 * 1024 * 1024),
+            "Also snapshot once the log since the last snapshot exceeds N bytes (0: never).",
         ],
         ["config", None, None, "Read options from this file (command line wins)."],
     ]
@@ -158,6 +202,7 @@ class RaftGroupOptions(BaseOptions):
         self["election-ticks"] = self.int_option("election-ticks", 3, 1000)
         self["timeout"] = self.int_option("timeout", 1, 3600)
         self["snapshot-entries"] = self.int_option("snapshot-entries", 0, 2**31)
+        self["snapshot-bytes"] = self.int_option("snapshot-bytes", 0, 2**50)
         data = self["data"]
         if os.path.exists(data) and not os.path.isdir(data):
             raise ConfigError(f"--data {data} exists and is not a directory")

@@ -231,6 +231,37 @@ class _ParserTests(_Base):
         # Rejected from the header alone, before any of the data arrives.
         self.assert_error(b"*1\r\n$536870913\r\n", "Protocol error: invalid bulk length")
 
+    def test_max_request_counts_every_argument(self) -> None:
+        fits = multibulk(b"SET", b"k", b"x" * 96)  # 100 bytes of arguments
+        over = multibulk(b"SET", b"k", b"x" * 97)
+        message = "Protocol error: too big request (client-query-buffer-limit is 100 bytes)"
+        self.assertEqual(
+            self.parse(fits * 5, max_request=100), ([[b"SET", b"k", b"x" * 96]] * 5, None)
+        )
+        # Complete requests, enough of them for hiredis to frame: it defers to the check.
+        self.assertEqual(
+            self.parse(fits * 5 + over + fits, max_request=100),
+            ([[b"SET", b"k", b"x" * 96]] * 5, message),
+        )
+        self.assert_error(over, message, max_request=100)
+        # One argument over max-bulk is still "invalid bulk length", whatever the total.
+        self.assert_error(
+            multibulk(b"x" * 11), "Protocol error: invalid bulk length", max_bulk=10, max_request=5
+        )
+
+    def test_max_request_is_judged_before_the_data_arrives(self) -> None:
+        parser = RespParser(use_hiredis=self.use_hiredis, max_request=1000)
+        parser.feed(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$997\r\n")
+        with self.assertRaises(ProtocolError) as e:
+            parser.next_command()
+        self.assertIn("too big request", e.exception.message)
+        # The default is Redis's client-query-buffer-limit, 1 GiB.
+        self.assert_error(
+            b"*1\r\n$1073741825\r\n",
+            "Protocol error: too big request (client-query-buffer-limit is 1073741824 bytes)",
+            max_bulk=2**40,
+        )
+
     def test_max_multibulk(self) -> None:
         self.assertEqual(self.parse(b"*1048576\r\n"), ([], None))
         self.assert_error(b"*1048577\r\n", "Protocol error: invalid multibulk length")

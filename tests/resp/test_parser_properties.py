@@ -124,7 +124,7 @@ class ParserPropertyTests(SynchronousTestCase):
     def test_any_input_gives_one_outcome_with_small_limits(
         self, junk: bytes, cuts: list[int]
     ) -> None:
-        limits = {"max_inline": 40, "max_bulk": 16, "max_multibulk": 4}
+        limits = {"max_inline": 40, "max_bulk": 16, "max_multibulk": 4, "max_request": 24}
         self.assertEqual(len(outcomes(junk, cuts, **limits)), 1)
 
     @SETTINGS

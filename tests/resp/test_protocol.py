@@ -21,7 +21,7 @@ from .helpers import multibulk
 class Harness:
     """A factory whose table has GET/SET on a dict and DEFER, which parks a Deferred."""
 
-    def make(self, max_pending: int = 1024, max_clients: int = 10_000) -> None:
+    def make(self, max_pending: int = 1024, max_clients: int = 10_000, **limits: Any) -> None:
         self.clock = Clock()
         self.store: dict[bytes, bytes] = {}
         self.parked: list[Deferred[Any]] = []
@@ -34,7 +34,7 @@ class Harness:
         table.register("boom", 1, "", self._boom, 0, 0, 0)
         table.register("weird", 1, "", lambda c, a: object(), 0, 0, 0)
         self.factory = RespServerFactory(
-            table, max_pending=max_pending, clock=self.clock, max_clients=max_clients
+            table, max_pending=max_pending, clock=self.clock, max_clients=max_clients, **limits
         )
 
     def _set(self, conn: ConnectionState, argv: list[bytes]) -> Any:

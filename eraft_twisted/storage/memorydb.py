@@ -3,12 +3,19 @@
 ``LevelDBStorage.in_memory()`` runs the real storage code over it, so
 tests of the layers above get the exact LevelDB semantics (ordering,
 atomic batches, snapshots) without files. Not for production.
+
+Durability is modelled too. A write reaches the contents at once (the OS
+page cache: every read sees it, and a process crash -- reusing the same
+object -- keeps it), but survives :meth:`MemoryDB.crash` (a power cut)
+only once a synced write (``sync=True``) or :meth:`MemoryDB.sync` came
+after it. Like LevelDB's sequential log, a sync makes every earlier write
+durable, so the twin after a power cut holds a prefix of the writes.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .layout import prefix_stop
@@ -40,6 +47,14 @@ def _slice(
     if include_value:
         return iter([(k, items[k]) for k in chosen])
     return iter(chosen)
+
+
+def _put_all(items: dict[bytes, bytes], ops: Iterable[tuple[bytes, bytes | None]]) -> None:
+    for k, v in ops:
+        if v is None:
+            items.pop(k, None)
+        else:
+            items[k] = v
 
 
 class MemorySnapshot:
@@ -86,8 +101,9 @@ class MemorySnapshot:
 class MemoryWriteBatch:
     """A batch applied atomically by :meth:`write`, like ``plyvel.WriteBatch``."""
 
-    def __init__(self, db: MemoryDB) -> None:
+    def __init__(self, db: MemoryDB, sync: bool = False) -> None:
         self._db = db
+        self._sync = sync
         self._ops: list[tuple[bytes, bytes | None]] = []
 
     def put(self, key: bytes, value: bytes) -> None:
@@ -107,8 +123,8 @@ class MemoryWriteBatch:
         self._ops.clear()
 
     def write(self) -> None:
-        """Apply every queued operation at once."""
-        self._db._apply(self._ops)
+        """Apply every queued operation at once (durably if the batch syncs)."""
+        self._db._apply(self._ops, self._sync)
         self._ops = []
 
     def __enter__(self) -> MemoryWriteBatch:
@@ -120,12 +136,19 @@ class MemoryWriteBatch:
 
 
 class MemoryDB:
-    """A sorted in-memory key-value store with the plyvel calls storage needs."""
+    """A sorted in-memory key-value store with the plyvel calls storage needs.
 
-    def __init__(self) -> None:
-        self._items: dict[bytes, bytes] = {}
+    ``items`` is the initial, already durable, contents.
+    """
+
+    def __init__(self, items: dict[bytes, bytes] | None = None) -> None:
+        self._items: dict[bytes, bytes] = dict(items or {})
         self._keys: list[bytes] | None = None
+        self._durable: dict[bytes, bytes] = dict(self._items)
+        self._unsynced: list[tuple[tuple[bytes, bytes | None], ...]] = []
         self.closed = False
+        self.syncs = 0
+        """How many times unsynced writes were made durable."""
 
     def _check(self) -> None:
         if self.closed:
@@ -136,14 +159,40 @@ class MemoryDB:
             self._keys = sorted(self._items)
         return self._keys
 
-    def _apply(self, ops: list[tuple[bytes, bytes | None]]) -> None:
+    def _apply(self, ops: list[tuple[bytes, bytes | None]], sync: bool = False) -> None:
         self._check()
-        for k, v in ops:
-            if v is None:
-                self._items.pop(k, None)
-            else:
-                self._items[k] = v
+        _put_all(self._items, ops)
         self._keys = None
+        if ops:
+            self._unsynced.append(tuple(ops))
+        if sync:
+            self.sync()
+
+    def sync(self) -> None:
+        """Make every write so far durable (a synced write, or the OS flushing its cache)."""
+        if self._unsynced:
+            for ops in self._unsynced:
+                _put_all(self._durable, ops)
+            self._unsynced.clear()
+            self.syncs += 1
+
+    @property
+    def unsynced_writes(self) -> int:
+        """Writes (batches or single puts/deletes) a power cut would lose now."""
+        return len(self._unsynced)
+
+    def crash(self, keep_unsynced: int = 0) -> MemoryDB:
+        """Cut the power: this DB is closed; returns the twin as found at reboot.
+
+        The twin holds every synced write and the first ``keep_unsynced``
+        unsynced ones (the disk may have written some back by itself);
+        the rest are lost. Reopen it with ``LevelDBStorage.in_memory(db=...)``.
+        """
+        items = dict(self._durable)
+        for ops in self._unsynced[: max(0, keep_unsynced)]:
+            _put_all(items, ops)
+        self.closed = True
+        return MemoryDB(items)
 
     def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
         """The value of ``key``, or ``default``."""
@@ -152,16 +201,16 @@ class MemoryDB:
 
     def put(self, key: bytes, value: bytes, sync: bool = False) -> None:
         """Set one key."""
-        self._apply([(key, value)])
+        self._apply([(key, value)], sync)
 
     def delete(self, key: bytes, sync: bool = False) -> None:
         """Delete one key."""
-        self._apply([(key, None)])
+        self._apply([(key, None)], sync)
 
     def write_batch(self, *, sync: bool = False, transaction: bool = False) -> MemoryWriteBatch:
-        """A new batch; ``sync`` has no meaning in memory."""
+        """A new batch; with ``sync`` its write makes everything so far durable."""
         self._check()
-        return MemoryWriteBatch(self)
+        return MemoryWriteBatch(self, sync)
 
     def iterator(
         self,

@@ -461,8 +461,10 @@ def format_status(status: dict[str, Any]) -> str:
     """The meta node's raft state as text."""
     leader = status.get("leader")
     where = f"node {leader} at {status.get('leader_addr') or '?'}" if leader is not None else "none"
+    cluster = f" of cluster {status['cluster_id']}" if status.get("cluster_id") else ""
     lines = [
-        f"meta node {status['id']}: {status['role']}, term {status['term']}, leader {where}",
+        f"meta node {status['id']}{cluster}: {status['role']}, term {status['term']}, "
+        f"leader {where}",
         f"commit index {status['commit_index']}, applied index {status['applied_index']}",
         "",
     ]

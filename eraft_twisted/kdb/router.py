@@ -21,6 +21,7 @@ from ..kv.shards import owner_map
 from ..resp.client import NotSent, ReplyError, RespClientPool
 from ..resp.commands import CommandError, CommandTable
 from ..resp.encoder import SimpleString, Verbatim
+from ..rpc.metaclient import WrongCluster
 
 log = Logger()
 
@@ -51,7 +52,7 @@ class Router:
         self.preferred: dict[int, int] = {}
         self._refreshing: defer.Deferred[Any] | None = None
         self._waiting: list[defer.Deferred[Any]] = []
-        self.meta_error = "no answer yet"
+        self.meta_error = "meta group unreachable (no answer yet)"
 
     # -- config ------------------------------------------------------------
     def refresh(self) -> defer.Deferred[Any]:
@@ -85,12 +86,15 @@ class Router:
         one we have (a request then fails with -CLUSTERDOWN if we have none)."""
         try:
             yield self.refresh()
+        except WrongCluster as e:
+            # Logged once by the meta client; not again per request.
+            self.meta_error = f"meta group refused: {e}"
         except Exception as e:
-            self.meta_error = str(e)
-            log.info("meta group unreachable: {e}", e=e)
+            self.meta_error = f"meta group unreachable: {e}"
+            log.info("{e}", e=self.meta_error)
         if self.config is None:
             raise CommandError(
-                f"no cluster config yet: meta group unreachable ({self.meta_error})",
+                f"no cluster config yet: {self.meta_error}",
                 code="CLUSTERDOWN",
             )
 

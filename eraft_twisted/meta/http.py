@@ -7,7 +7,8 @@
 ``POST /leave``            ``{"group": 1}``
 ``POST /move``             ``{"lo": 0, "hi": 99, "group": 2}``
 ``POST /rebalance``        (no body)
-``GET /status``            this node's raft role, term, leader and members
+``GET /status``            this node's cluster id, raft role, term, leader
+                           and members
 =========================  ==================================================
 
 Writes go through :meth:`RaftNode.propose` (a follower forwards them to the
@@ -32,6 +33,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from ..node.driver import RaftTimeout, RaftUnavailable
 from ..raft.types import NONE
 from ..resp.client import RespClientPool, parse_info
+from ..rpc.identity import Identity
 from .api import MetaAPI, MetaNode
 from .app import MetaApplication
 from .config import MetaError
@@ -50,8 +52,10 @@ class HTTPError(Exception):
         self.headers = headers or {}
 
 
-def node_status(node: MetaNode, addresses: dict[int, str]) -> dict[str, Any]:
-    """This node's raft state as plain data (``GET /status``)."""
+def node_status(
+    node: MetaNode, addresses: dict[int, str], identity: Identity | None = None
+) -> dict[str, Any]:
+    """This node's cluster id and raft state as plain data (``GET /status``)."""
     if node.raw is None:
         raise HTTPError(503, "raft node not started")
     st = node.raw.status()
@@ -69,7 +73,9 @@ def node_status(node: MetaNode, addresses: dict[int, str]) -> dict[str, Any]:
             member["match"] = pr["match"]
             member["lag"] = max(0, st["last_index"] - pr["match"])
         members.append(member)
+    status: dict[str, Any] = {} if identity is None else {"cluster_id": identity.cluster_id}
     return {
+        **status,
         "id": st["id"],
         "role": st["role"],
         "term": st["term"],
@@ -121,11 +127,13 @@ class AdminAPI(Resource):
         node: MetaNode,
         app: MetaApplication,
         addresses: Callable[[], dict[int, str]],
+        identity: Identity | None = None,
     ) -> None:
         super().__init__()
         self.node = node
         self.api = MetaAPI(node, app)
         self.addresses = addresses
+        self.identity = identity
         self._pool: RespClientPool | None = None
 
     # -- routing -------------------------------------------------------------------
@@ -158,7 +166,7 @@ class AdminAPI(Resource):
             return self.api.config(num).addCallback(lambda cfg: cfg.to_dict())
         if parts == ["status"]:
             self._allow(method, "GET")
-            return node_status(self.node, self.addresses())
+            return node_status(self.node, self.addresses(), self.identity)
         if parts == ["migrations"]:
             self._allow(method, "GET")
             return self._migrations()

@@ -1,6 +1,8 @@
 """The meta node's peer port: the Raft peer commands, plus the config
 queries and group registrations kv nodes send over AMP
-(:class:`~eraft_twisted.rpc.metaclient.AMPMetaClient`)."""
+(:class:`~eraft_twisted.rpc.metaclient.AMPMetaClient`), answered only to
+a link that identified itself as a client of this cluster (or to an older
+version's, which cannot)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from twisted.python.failure import Failure
 
 from ..rpc.commands import MetaError as RemoteMetaError
 from ..rpc.commands import MetaJoin, MetaQuery, ProposalFailed
-from ..rpc.transport import PeerHandler, PeerLocator, PeerServerFactory
+from ..rpc.identity import CLIENT, Identity, Refusals
+from ..rpc.transport import PeerHandler, PeerLocator, PeerServerFactory, peer_name
 from ..storage import layout
 from .api import MetaAPI
 from .config import ClusterConfig, MetaError, UnknownConfig
@@ -28,13 +31,21 @@ def _remote_error(f: Failure) -> Any:
 class MetaPeerLocator(PeerLocator):
     """Raft peer responders plus ``MetaQuery`` and ``MetaJoin``."""
 
-    def __init__(self, handler: PeerHandler, group: str, api: MetaAPI) -> None:
-        super().__init__(handler, group)
+    def __init__(
+        self,
+        handler: PeerHandler,
+        identity: Identity | str,
+        api: MetaAPI,
+        refusals: Refusals | None = None,
+        peer: str = "a peer",
+    ) -> None:
+        super().__init__(handler, identity, refusals, peer)
         self.api = api
 
     @MetaQuery.responder
     def meta_query(self, num: int) -> defer.Deferred[dict[str, Any]]:
         """Config ``num`` (-1: latest) as msgpack, or empty if there is none yet."""
+        self.require(CLIENT)
 
         def found(cfg: ClusterConfig) -> dict[str, Any]:
             return {"config": layout.pack(cfg.to_dict())}
@@ -49,6 +60,7 @@ class MetaPeerLocator(PeerLocator):
     @MetaJoin.responder
     def meta_join(self, group: int, servers: list[str]) -> defer.Deferred[dict[str, Any]]:
         """Register (or update) a group; answers with the resulting config number."""
+        self.require(CLIENT)
         d = self.api.submit("join", group, list(servers))
         return d.addCallbacks(lambda r: {"num": r["config"]["num"]}, _remote_error)
 
@@ -56,9 +68,12 @@ class MetaPeerLocator(PeerLocator):
 class MetaPeerServerFactory(PeerServerFactory):
     """Accepts AMP links from meta peers and from kv nodes."""
 
-    def __init__(self, handler: PeerHandler, group: str, api: MetaAPI) -> None:
-        super().__init__(handler, group)
+    def __init__(self, handler: PeerHandler, identity: Identity | str, api: MetaAPI) -> None:
+        super().__init__(handler, identity)
         self.api = api
 
     def buildProtocol(self, addr: Any) -> amp.AMP:
-        return amp.AMP(locator=MetaPeerLocator(self.handler, self.group, self.api))
+        locator = MetaPeerLocator(
+            self.handler, self.identity, self.api, self.refusals, peer_name(addr)
+        )
+        return amp.AMP(locator=locator)

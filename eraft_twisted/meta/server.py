@@ -10,6 +10,7 @@ from twisted.logger import Logger
 from twisted.web.server import Site
 
 from ..node.group import RaftGroupServer, tcp_endpoint
+from ..rpc.identity import META
 from .api import MetaAPI
 from .app import MetaApplication
 from .http import AdminAPI
@@ -23,9 +24,10 @@ GROUP = "meta"
 
 class MetaServer(RaftGroupServer):
     """Everything one ``twistd eraftmeta`` process runs: a meta group member
-    and its HTTP admin API."""
+    and its HTTP admin API. The group's id is the cluster id."""
 
     command = "eraftmeta"
+    kind = META
 
     def __init__(
         self, node_id: int, peers: list[str], data_dir: str, admin_address: str, **kw: Any
@@ -42,10 +44,10 @@ class MetaServer(RaftGroupServer):
         return MetaApplication(self.storage)
 
     def peer_factory(self) -> Factory:
-        return MetaPeerServerFactory(self.node, GROUP, MetaAPI(self.node, self.app))
+        return MetaPeerServerFactory(self.node, self.identity, MetaAPI(self.node, self.app))
 
     def start_listeners(self) -> None:
-        self.site = Site(AdminAPI(self.node, self.app, self.addresses))
+        self.site = Site(AdminAPI(self.node, self.app, self.addresses, self.identity))
         self.site.displayTracebacks = False
         strports.service(tcp_endpoint(self.admin_address), self.site).setServiceParent(self)
 

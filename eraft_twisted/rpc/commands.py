@@ -38,6 +38,18 @@ class ChunkedBytes(amp.Argument):
         objects[name.decode("ascii")] = b"".join(parts)
 
 
+class WrongGroup(Exception):
+    """The other side belongs to another Raft group or cluster: link refused."""
+
+
+class NotIdentified(Exception):
+    """The receiver does not know its own group id yet; try again shortly."""
+
+
+REFUSED: dict[type[Exception], bytes] = {WrongGroup: b"WRONG_GROUP"}
+"""Declared on every command, so a refusal is an answer, not a dropped link."""
+
+
 class NotLeaderError(Exception):
     """Raised remotely when a forwarded proposal reached a non-leader."""
 
@@ -63,7 +75,7 @@ class Propose(amp.Command):
 
     arguments = [(b"data", ChunkedBytes())]
     response = [(b"result", ChunkedBytes())]
-    errors = {NotLeaderError: b"NOT_LEADER", ProposalFailed: b"PROPOSAL_FAILED"}
+    errors = {NotLeaderError: b"NOT_LEADER", ProposalFailed: b"PROPOSAL_FAILED", **REFUSED}
 
 
 class SnapshotRejected(Exception):
@@ -75,7 +87,7 @@ class SnapshotOpen(amp.Command):
 
     arguments = [(b"sender", amp.Integer()), (b"term", amp.Integer()), (b"meta", amp.String())]
     response = [(b"stream", amp.Integer())]
-    errors = {SnapshotRejected: b"SNAPSHOT_REJECTED"}
+    errors = {SnapshotRejected: b"SNAPSHOT_REJECTED", **REFUSED}
 
 
 class SnapshotChunk(amp.Command):
@@ -84,7 +96,7 @@ class SnapshotChunk(amp.Command):
 
     arguments = [(b"stream", amp.Integer()), (b"items", ChunkedBytes())]
     response = []  # type: ignore[var-annotated]
-    errors = {SnapshotRejected: b"SNAPSHOT_REJECTED"}
+    errors = {SnapshotRejected: b"SNAPSHOT_REJECTED", **REFUSED}
 
 
 class SnapshotEnd(amp.Command):
@@ -92,7 +104,7 @@ class SnapshotEnd(amp.Command):
 
     arguments = [(b"stream", amp.Integer())]
     response = []  # type: ignore[var-annotated]
-    errors = {SnapshotRejected: b"SNAPSHOT_REJECTED"}
+    errors = {SnapshotRejected: b"SNAPSHOT_REJECTED", **REFUSED}
 
 
 class ChangeMembership(amp.Command):
@@ -104,7 +116,7 @@ class ChangeMembership(amp.Command):
         (b"address", amp.Unicode()),
     ]
     response = [(b"index", amp.Integer())]
-    errors = {NotLeaderError: b"NOT_LEADER", ProposalFailed: b"PROPOSAL_FAILED"}
+    errors = {NotLeaderError: b"NOT_LEADER", ProposalFailed: b"PROPOSAL_FAILED", **REFUSED}
 
 
 class TransferLeader(amp.Command):
@@ -112,7 +124,7 @@ class TransferLeader(amp.Command):
 
     arguments = [(b"target", amp.Integer())]
     response = [(b"leader", amp.Integer())]
-    errors = {NotLeaderError: b"NOT_LEADER", ProposalFailed: b"PROPOSAL_FAILED"}
+    errors = {NotLeaderError: b"NOT_LEADER", ProposalFailed: b"PROPOSAL_FAILED", **REFUSED}
 
 
 class MetaError(Exception):
@@ -125,7 +137,7 @@ class MetaQuery(amp.Command):
 
     arguments = [(b"num", amp.Integer())]
     response = [(b"config", ChunkedBytes())]
-    errors = {MetaError: b"META_ERROR", ProposalFailed: b"PROPOSAL_FAILED"}
+    errors = {MetaError: b"META_ERROR", ProposalFailed: b"PROPOSAL_FAILED", **REFUSED}
 
 
 class MetaJoin(amp.Command):
@@ -133,4 +145,25 @@ class MetaJoin(amp.Command):
 
     arguments = [(b"group", amp.Integer()), (b"servers", amp.ListOf(amp.Unicode()))]
     response = [(b"num", amp.Integer())]
-    errors = {MetaError: b"META_ERROR", ProposalFailed: b"PROPOSAL_FAILED"}
+    errors = {MetaError: b"META_ERROR", ProposalFailed: b"PROPOSAL_FAILED", **REFUSED}
+
+
+class Identify(amp.Command):
+    """The first command on every link: who is calling (``purpose`` "peer":
+    a member of the same Raft group; "client": a kv node or router asking
+    the meta group). Ids are "" while unknown. Answers with the receiver's."""
+
+    arguments = [
+        (b"purpose", amp.Unicode()),
+        (b"kind", amp.Unicode()),
+        (b"node", amp.Integer()),
+        (b"group", amp.Unicode()),
+        (b"cluster", amp.Unicode()),
+    ]
+    response = [
+        (b"kind", amp.Unicode()),
+        (b"node", amp.Integer()),
+        (b"group", amp.Unicode()),
+        (b"cluster", amp.Unicode()),
+    ]
+    errors = {WrongGroup: b"WRONG_GROUP", NotIdentified: b"NOT_IDENTIFIED"}

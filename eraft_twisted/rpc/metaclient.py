@@ -1,7 +1,11 @@
 """How kv nodes and the router reach the meta group: AMP to its peer ports.
 
 Any meta member answers (reads are linearizable there, writes forwarded to
-its leader); on a failure the next address is tried.
+its leader); on a failure the next address is tried. Each connection first
+checks the cluster id (:class:`~.commands.Identify`): a meta group of
+another cluster is refused (logged once per address), and a client that
+knows no cluster id yet (a new kv node, a router) adopts the first one it
+is told and refuses any other from then on.
 """
 
 from __future__ import annotations
@@ -12,11 +16,19 @@ import msgpack
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 
-from .commands import MetaJoin, MetaQuery
+from .commands import Identify, MetaJoin, MetaQuery, WrongGroup
+from .identity import CLIENT, ROUTER, Identity, Refusals, answer_problem
 from .transport import parse_address
+
+log = Logger()
+
+
+class WrongCluster(ConnectionError):
+    """No meta server of this node's cluster answered; one of another did."""
 
 
 class _MetaAMP(amp.AMP):
@@ -28,32 +40,91 @@ class _MetaAMP(amp.AMP):
 
 
 class AMPMetaClient:
-    """Queries and registrations against a list of meta peer addresses."""
+    """Queries and registrations against a list of meta peer addresses.
 
-    def __init__(self, reactor: Any, addresses: list[str], timeout: float = 5.0) -> None:
+    ``identity`` is the caller's (a kv node's, persisted); without one the
+    client is a router expecting ``cluster_id`` ("": the first it meets).
+    """
+
+    def __init__(
+        self,
+        reactor: Any,
+        addresses: list[str],
+        timeout: float = 5.0,
+        identity: Identity | None = None,
+        cluster_id: str = "",
+    ) -> None:
         if not addresses:
             raise ValueError("no meta addresses")
         self.reactor = reactor
         self.addresses = addresses
         self.timeout = timeout
+        self.identity = (
+            identity if identity is not None else Identity(ROUTER, cluster_id=cluster_id)
+        )
+        self.refusals = Refusals()
+        self.verified = False
+        """A meta server accepted this client and was accepted."""
         self._proto: _MetaAMP | None = None
         self._next = 0
 
     @defer.inlineCallbacks
-    def _call(self, command: type[amp.Command], **kw: Any) -> Any:
+    def _connect(self, address: str) -> Any:
+        host, port = parse_address(address)
+        endpoint = TCP4ClientEndpoint(self.reactor, host, port, timeout=self.timeout)
+        proto = yield connectProtocol(endpoint, _MetaAMP())
+        try:
+            yield self._identify(proto, address)
+        except Exception:
+            if proto.transport is not None:
+                proto.transport.loseConnection()
+            raise
+        return proto
+
+    @defer.inlineCallbacks
+    def _identify(self, proto: _MetaAMP, address: str) -> Any:
+        ident = self.identity
+        try:
+            d = proto.callRemote(Identify, **ident.hello(CLIENT))
+            answer = yield d.addTimeout(self.timeout, self.reactor)
+        except WrongGroup as e:
+            who = ROUTER if ident.kind == ROUTER else f"{ident.kind} node"
+            raise self._refused(address, f"meta at {address} refused this {who}: {e}") from None
+        except amp.UnhandledCommand:
+            self.refusals.report(
+                (address, "old"),
+                f"meta at {address} runs an older version without cluster ids: not checked",
+            )
+            self.verified = True
+            return
+        problem = answer_problem(ident, answer, CLIENT)
+        if problem is not None:
+            raise self._refused(address, f"not using meta at {address}: {problem}")
+        ident.learn_cluster(answer["cluster"], f"meta at {address}")
+        self.verified = True
+
+    def _refused(self, address: str, text: str) -> WrongCluster:
+        self.refusals.report((address, text), f"{text} (check --meta)")
+        return WrongCluster(text)
+
+    @defer.inlineCallbacks
+    def _call(self, command: type[amp.Command] | None, **kw: Any) -> Any:
         last: Exception | None = None
+        refused: WrongCluster | None = None
         for _ in range(len(self.addresses)):
             proto = self._proto
             if proto is None or proto.gone:
-                host, port = parse_address(self.addresses[self._next % len(self.addresses)])
-                endpoint = TCP4ClientEndpoint(self.reactor, host, port, timeout=self.timeout)
                 try:
-                    proto = yield connectProtocol(endpoint, _MetaAMP())
+                    proto = yield self._connect(self.addresses[self._next % len(self.addresses)])
                 except Exception as e:
                     last = e
+                    if isinstance(e, WrongCluster):
+                        refused = e
                     self._next += 1
                     continue
                 self._proto = proto
+            if command is None:
+                return None
             try:
                 d = proto.callRemote(command, **kw)
                 result = yield d.addTimeout(self.timeout, self.reactor)
@@ -66,7 +137,22 @@ class AMPMetaClient:
                     proto.transport.loseConnection()
                 self._proto = None
                 self._next += 1
+        if refused is not None:
+            raise WrongCluster(f"no meta server of this cluster answered: {refused}")
         raise ConnectionError(f"no meta server answered: {last}")
+
+    def identify(self) -> defer.Deferred[None]:
+        """Connect once to check (or, on first contact, learn) the cluster id;
+        never fails (refusals are logged). Kv nodes call it until verified."""
+        if self.verified:
+            return defer.succeed(None)
+        d: defer.Deferred[None] = self._call(None)
+        return d.addErrback(self._not_identified)
+
+    @staticmethod
+    def _not_identified(f: Failure) -> None:
+        if not f.check(WrongCluster):  # a refusal is logged once, by _refused
+            log.debug("meta group not reached yet: {e}", e=f.value)
 
     def query(self, num: int) -> defer.Deferred[dict[str, Any] | None]:
         """Config ``num`` (-1: latest), or None if it does not exist yet."""

@@ -59,6 +59,7 @@ class RaftAdmin:
             except ValueError as e:
                 raise CommandError(str(e)) from None
             d = node.change_membership(int(ConfChangeType.ADD_LEARNER), nid, address)
+            d.addErrback(self._already_member)
         elif sub == b"REMOVE":
             if len(argv) != 3:
                 raise CommandError("wrong number of arguments for 'raft.node|remove' command")
@@ -68,6 +69,14 @@ class RaftAdmin:
                 f"unknown subcommand '{argv[1].decode('latin-1')}'. Try RAFT.NODE ADD|REMOVE."
             )
         return self._errors(d.addCallback(lambda _: SimpleString("OK")))
+
+    @staticmethod
+    def _already_member(f: Any) -> Any:
+        if "already a" in str(f.value):
+            raise CommandError(
+                f"{f.value} (a member that lost its data rejoins by restarting with --join)"
+            )
+        return f
 
     def transfer(self, conn: Any, argv: list[bytes]) -> Any:
         if len(argv) > 2:
@@ -108,9 +117,8 @@ class ConfigCommands:
             "appendonly": "yes",  # every write is in the Raft log
             "appendfsync": "always" if s.fsync == "always" else "no",
             "save": "",
-            "proto-max-bulk-len": str(s.max_bulk),
-            "maxclients": str(s.max_clients),
-            "timeout": "0",
+            # As the RESP listener applies them (maxclients, timeout, ...).
+            **s.resp_factory.client_settings(),
             "maxmemory": "0",
             "maxmemory-policy": "noeviction",
             "cluster-enabled": "yes" if s.meta else "no",

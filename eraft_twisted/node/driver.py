@@ -46,9 +46,14 @@ from ..rpc.commands import (
     ProposalFailed,
     TransferLeader,
 )
+from ..storage.leveldb import StorageError
 from .snapshots import SnapshotReceiver, SnapshotSender
 
 log = Logger()
+
+REJOIN = 100
+"""A ``change_membership`` kind: (re-)admit a node whose log is empty as a new
+learner, first removing it if it is still a member (it lost its data)."""
 
 
 class RaftUnavailable(Exception):
@@ -82,6 +87,9 @@ class Application(Protocol):
         """The storage just installed ``snapshot``: drop any cached state."""
         ...
 
+    # Optional: ``stamp(data, now_ms) -> data`` puts the leader's wall-clock
+    # time on a proposal it is about to append.
+
 
 class NodeStorage(Protocol):
     """What the driver needs from storage beyond the raft read interface."""
@@ -110,6 +118,16 @@ class _Read:
 class RaftNode(Service):
     """Drives one member of a Raft group on the reactor."""
 
+    fail_stop_hook: Callable[[str], None] | None = None
+    """Ends the process (non-zero) after :meth:`fail_stop`; set by the group server."""
+    lost_data_hint = "it must be removed from the group and added back as a new member"
+    """What to do about a node that lost its data, for the fatal message."""
+    awaiting_admission = False
+    """Joining with an empty log: silent (no ticks, no messages) until :meth:`admit`."""
+    failed = ""
+    """Why :meth:`fail_stop` stopped this node."""
+    _durable_vote = (0, NONE)
+
     def __init__(
         self,
         node_id: int,
@@ -123,11 +141,14 @@ class RaftNode(Service):
         snapshot_entries: int = 10_000,
         keep_entries: int = 1_000,
         reactor: Any = None,
+        snapshot_bytes: int = 0,
     ) -> None:
         self.node_id = node_id
         self.storage = storage
         self.app = app
         self.clock = clock
+        self.wall_clock: Callable[[], float] = clock.seconds
+        """The time stamped on proposals (the reactor's clock unless set)."""
         self.config = config or Config(node_id)
         self.tick_interval = tick_interval
         self.request_timeout = request_timeout
@@ -151,6 +172,7 @@ class RaftNode(Service):
         self.on_member_address: list[Callable[[int, str], None]] = []
         self.stats = {"proposals": 0, "reads": 0, "read_rounds": 0, "readies": 0}
         self.snapshot_entries = snapshot_entries
+        self.snapshot_bytes = snapshot_bytes
         self.keep_entries = keep_entries
         self._compacting = False
         self.snapshot_sender = SnapshotSender(self, reactor)
@@ -162,6 +184,8 @@ class RaftNode(Service):
         cfg = self.config
         cfg.applied = self.storage.applied_index()
         self.raw = RawNode(cfg, self.storage, self.rng)
+        hs = self.raw.hard_state()
+        self._durable_vote = (hs.term, hs.vote)
         self._ticker = task.LoopingCall(self._tick)
         self._ticker.clock = self.clock
         self._ticker.start(self.tick_interval, now=False)
@@ -192,14 +216,18 @@ class RaftNode(Service):
     # -- inputs --------------------------------------------------------
     def _tick(self) -> None:
         assert self.raw is not None
-        self.raw.tick()
+        if not self.awaiting_admission:
+            self.raw.tick()
+            if self.raw.halted:
+                self._lost_data()
+                return
         self._expire_requests()
         self._reissue_reads(self.tick_interval * self.config.election_tick)
         self._schedule()
 
     def receive_messages(self, msgs: list[Message]) -> None:
         """Step messages from a peer into the core."""
-        if self.raw is None or self._stopped:
+        if self.raw is None or self._stopped or self.awaiting_admission:
             return
         for m in msgs:
             if m.to != self.node_id:
@@ -208,7 +236,33 @@ class RaftNode(Service):
                 self.raw.step(m)
             except RaftError as e:
                 log.debug("dropped message {m}: {e}", m=m.type.name, e=e)
+        if self.raw.halted:
+            self._lost_data()
+            return
         self._schedule()
+
+    def admit(self) -> None:
+        """The group has (re-)added this joining node: start taking part."""
+        self.awaiting_admission = False
+        self._schedule()
+
+    def _lost_data(self) -> None:
+        assert self.raw is not None
+        self.fail_stop(f"{self.raw.halted}; {self.lost_data_hint}")
+
+    def fail_stop(self, reason: str) -> None:
+        """Stop at once and for good, when going on could corrupt or lose data
+        (lost acknowledged entries, a failed write, a failed apply): one
+        critical log line, then the exit hook ends the process non-zero."""
+        if self.failed:
+            return
+        self.failed = reason
+        log.critical("raft node {id} stops: {reason}", id=self.node_id, reason=reason)
+        self._stopped = True
+        if self.fail_stop_hook is not None:
+            self.fail_stop_hook(reason)
+        if self.running:  # no hook, or it did not exit: release the waiters
+            self.stopService()
 
     def report_unreachable(self, nid: int) -> None:
         if self.raw is not None:
@@ -247,6 +301,17 @@ class RaftNode(Service):
             yield self.storage.barrier(sync=False)
             yield self.storage.create_snapshot(applied, conf)
             upto = min(applied - keep, self.storage.last_index())
+            if self.snapshot_bytes:
+                # Keep at most snapshot_bytes of log for lagging followers
+                # too: a restart scans what is kept.
+                lo, hi = max(upto, 0), applied
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if self.storage.log_bytes(mid + 1, applied + 1) <= self.snapshot_bytes:
+                        hi = mid
+                    else:
+                        lo = mid + 1
+                upto = lo
             if upto > self.storage.first_index():
                 yield self.storage.compact(upto)
             log.info("snapshot at index {i}; log compacted to {c}", i=applied, c=upto)
@@ -260,8 +325,14 @@ class RaftNode(Service):
 
     def _maybe_compact(self) -> None:
         assert self.raw is not None
-        since = self.raw.raft.log.applied - self.storage.snapshot().meta.index
-        if self.snapshot_entries and since >= self.snapshot_entries + self.keep_entries:
+        applied = self.raw.raft.log.applied
+        snapped = self.storage.snapshot().meta.index
+        since = applied - snapped
+        if (self.snapshot_entries and since >= self.snapshot_entries + self.keep_entries) or (
+            self.snapshot_bytes
+            and since > 0
+            and self.storage.log_bytes(snapped + 1, applied + 1) > self.snapshot_bytes
+        ):
             self.compact().addErrback(lambda f: log.failure("log compaction failed", f))
 
     # -- proposals -----------------------------------------------------
@@ -326,6 +397,11 @@ class RaftNode(Service):
     def propose_local(self, data: bytes) -> defer.Deferred[Any]:
         """Propose on this node, which must be the leader."""
         assert self.raw is not None
+        stamp = getattr(self.app, "stamp", None)
+        if stamp is not None:
+            # The wall clock is read here, once, by the leader: the state
+            # machine's notion of time comes only from the log.
+            data = stamp(data, int(self.wall_clock() * 1000))
         index = self.raw.propose(data)
         d: defer.Deferred[Any] = defer.Deferred()
         self._pending[index] = (self.raw.term, d)
@@ -391,7 +467,18 @@ class RaftNode(Service):
     def change_membership(self, kind: int, node_id: int, address: str) -> defer.Deferred[int]:
         """Add a learner (``ADD_LEARNER``), promote/add a voter or remove a
         member, through the leader; fires with the change's log index once
-        applied. ``address`` is the member's peer address (for adds)."""
+        applied. ``address`` is the member's peer address (for adds).
+        ``REJOIN`` re-admits a node that lost its data (see :data:`REJOIN`)."""
+
+        def forward(leader: int) -> defer.Deferred[Any]:
+            assert self.transport is not None
+            d: defer.Deferred[Any] = self.transport.call(  # type: ignore[attr-defined]
+                leader, ChangeMembership, kind=kind, node_id=node_id, address=address
+            )
+            return d.addCallback(lambda r: r["index"])
+
+        if kind == REJOIN:
+            return self._via_leader(lambda: self._rejoin(node_id, address), forward, "rejoin")
         cc = ConfChange(ConfChangeType(kind), node_id, address.encode())
 
         def local() -> defer.Deferred[Any]:
@@ -401,14 +488,28 @@ class RaftNode(Service):
             index = self.raw.raft.log.last_index() + 1 if self.raw else 0
             return self.propose_conf_change(cc).addCallback(lambda _: index)
 
-        def forward(leader: int) -> defer.Deferred[Any]:
-            assert self.transport is not None
-            d: defer.Deferred[Any] = self.transport.call(  # type: ignore[attr-defined]
-                leader, ChangeMembership, kind=kind, node_id=node_id, address=address
-            )
-            return d.addCallback(lambda r: r["index"])
-
         return self._via_leader(local, forward, "membership change")
+
+    @defer.inlineCallbacks
+    def _rejoin(self, nid: int, address: str) -> Any:
+        """On the leader: make ``nid`` a learner with no acknowledgement on
+        record, so it catches up from nothing before it is promoted."""
+        assert self.raw is not None
+        raft = self.raw.raft
+        pr = raft.prs.get(nid)
+        if nid in raft.conf.learners and pr is not None and pr.match == 0:
+            return raft.conf_index()  # already re-added (a retried request)
+        if nid == self.node_id:
+            raise RaftError("the leader cannot rejoin its own group")
+        if nid in raft.conf.members():
+            log.warn(
+                "node {nid} lost its data and asks to rejoin: removing it, "
+                "then adding it back as a learner",
+                nid=nid,
+            )
+            yield self.propose_conf_change(ConfChange(ConfChangeType.REMOVE, nid))
+        index = yield self.change_membership(int(ConfChangeType.ADD_LEARNER), nid, address)
+        return index
 
     def transfer_leadership(self, target: int = NONE) -> defer.Deferred[int]:
         """Hand leadership to ``target`` (or the most up-to-date follower);
@@ -541,18 +642,36 @@ class RaftNode(Service):
         d.addCallbacks(done, self._fatal)
 
     def _fatal(self, f: Any) -> None:
-        log.failure("fatal error handling a Ready; stopping this node", f)
-        self._stopped = True
+        if f.check(StorageError):
+            self.fail_stop(f"storage failed: {f.getErrorMessage()}")
+            return
+        log.failure("persisting or applying a Ready failed", f)
+        self.fail_stop(
+            f"persisting or applying a Ready failed: {f.type.__name__}: {f.getErrorMessage()}"
+        )
+
+    def _sends_first(self, rd: Ready) -> bool:
+        """Whether a leader may send while it persists (§10.2.1): not what
+        carries a term or vote not yet on disk, nor a commit index covering
+        this Ready's own entries (both happen to a lone voter: it is elected,
+        and commits, within one Ready)."""
+        assert self.raw is not None
+        hs = rd.hard_state
+        if self.raw.role != Role.LEADER:
+            return False
+        if hs is None:
+            return True
+        if (hs.term, hs.vote) != self._durable_vote:
+            return False
+        return not (rd.entries and hs.commit >= rd.entries[0].index)
 
     @defer.inlineCallbacks
     def _handle_ready(self, rd: Ready) -> Any:
         assert self.raw is not None
         if rd.soft_state is not None:
             self._soft_state_changed(rd.soft_state.leader, rd.soft_state.role)
-        leader_now = self.raw.role == Role.LEADER
-        if leader_now:
-            # A leader may send appends while it writes them itself (§10.2.1):
-            # nothing it sends depends on its own unpersisted entries.
+        early = self._sends_first(rd)
+        if early:
             self._send(rd.messages)
         if rd.snapshot is not None:
             yield self.storage.install_snapshot(rd.snapshot)
@@ -567,19 +686,22 @@ class RaftNode(Service):
             persisted = self.storage.persist(rd.entries, rd.hard_state, sync=rd.must_sync)
             if rd.must_sync:
                 yield persisted
+                if rd.hard_state is not None:
+                    self._durable_vote = (rd.hard_state.term, rd.hard_state.vote)
             else:
                 # Only the commit index changed: nothing sent or applied
                 # depends on it being on disk (it is recovered from a
                 # quorum), and the writer keeps it in order with what follows.
                 persisted.addErrback(self._fatal)
-        if not leader_now:
+        if not early:
             self._send(rd.messages)
         if rd.committed_entries:
             self._apply(rd.committed_entries)
         for rs in rd.read_states:
             self._read_state(rs.index, rs.request_ctx)
         self.raw.advance(rd)
-        self.snapshot_receiver.installing = False
+        if rd.snapshot is not None:
+            self.snapshot_receiver.installed()
         self._serve_reads()
         self._maybe_compact()
 

@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from ..raft.confchange import decode_conf_change
 from ..raft.core import Config
 from ..raft.types import ConfChangeType, ConfState
+from ..rpc.identity import KV, IdentityError, load_identity
 from ..rpc.transport import PeerServerFactory, PeerTransport, parse_address
 from ..storage.leveldb import LevelDBStorage, StorageError
 from .driver import RaftNode
@@ -36,6 +37,8 @@ class RaftGroupServer(MultiService):
     """A group member: subclasses build the application and their listeners."""
 
     command = "eraft"
+    kind = KV
+    """Which kind of group (``kv``/``meta``): part of the group id."""
 
     def __init__(
         self,
@@ -49,7 +52,9 @@ class RaftGroupServer(MultiService):
         election_ticks: int = 10,
         timeout: float = 5.0,
         snapshot_entries: int = 10_000,
+        snapshot_bytes: int = 64 << 20,
         join: bool = False,
+        shard_group: int | None = None,
     ) -> None:
         super().__init__()
         if reactor is None:
@@ -66,7 +71,10 @@ class RaftGroupServer(MultiService):
         self.election_ticks = election_ticks
         self.timeout = timeout
         self.snapshot_entries = snapshot_entries
+        self.snapshot_bytes = snapshot_bytes
         self.join = join
+        self.shard_group = shard_group
+        self.identity: Any = None
         self.storage: Any = None
         self.app: Any = None
         self.node: Any = None
@@ -84,6 +92,7 @@ class RaftGroupServer(MultiService):
             "election_ticks": options["election-ticks"],
             "timeout": options["timeout"],
             "snapshot_entries": options["snapshot-entries"],
+            "snapshot_bytes": options["snapshot-bytes"],
         }
 
     # -- hooks -------------------------------------------------------------
@@ -93,7 +102,7 @@ class RaftGroupServer(MultiService):
 
     def peer_factory(self) -> Factory:
         """What answers on the peer port."""
-        return PeerServerFactory(self.node, self.group)
+        return PeerServerFactory(self.node, self.identity)
 
     def start_listeners(self) -> None:
         """Add the client-facing services (they start after the node)."""
@@ -119,13 +128,26 @@ class RaftGroupServer(MultiService):
                 # A joining node starts with no members: the group adds it.
                 conf=ConfState() if self.join else ConfState(tuple(range(len(self.peers)))),
             )
-        except StorageError as e:
+            self.identity = load_identity(
+                self.storage,
+                self.kind,
+                self.node_id,
+                self.peers,
+                join=self.join,
+                shard_group=self.shard_group,
+            )
+        except (StorageError, IdentityError) as e:
+            if self.storage is not None:
+                self.storage.close()
+                self.storage = None
             log.critical("{cmd}: cannot start: {e}", cmd=self.command, e=e)
             sys.stderr.write(f"{self.command}: error: {e}\n")
             self.reactor.callWhenRunning(self._exit, 1)
             return
         app = self.app = self.make_app()
-        config = Config(self.node_id, election_tick=self.election_ticks, heartbeat_tick=1)
+        config = Config(
+            self.node_id, election_tick=self.election_ticks, heartbeat_tick=1, joining=self.join
+        )
         node = self.node = RaftNode(
             self.node_id,
             self.storage,
@@ -135,15 +157,17 @@ class RaftGroupServer(MultiService):
             tick_interval=self.tick_ms / 1000.0,
             request_timeout=self.timeout,
             snapshot_entries=self.snapshot_entries,
+            snapshot_bytes=self.snapshot_bytes,
             keep_entries=min(1000, max(10, self.snapshot_entries // 4)),
             reactor=self.reactor,
         )
         others = {i: a for i, a in self.addresses().items() if i != self.node_id}
         transport = self.transport = PeerTransport(
-            self.reactor, node, self.group, others, node.report_unreachable
+            self.reactor, node, self.identity, others, node.report_unreachable
         )
         node.transport = transport
         node.on_member_address.append(transport.add_peer)
+        node.fail_stop_hook = self._fail_stop
         node.on_conf_change.append(self._conf_changed)
         app.on_addresses.append(self._addresses_changed)
         node.setServiceParent(self)
@@ -153,12 +177,13 @@ class RaftGroupServer(MultiService):
         ).setServiceParent(self)
         self.start_listeners()
         log.info(
-            "{cmd} node {id} of {n}: {what}, data in {data}",
+            "{cmd} node {id} of {n}: {what}, data in {data}, {ident}",
             cmd=self.command,
             id=self.node_id,
             n=len(self.peers),
             what=self.describe(),
             data=os.path.abspath(self.data_dir),
+            ident=self.identity.describe(),
         )
         super().startService()
 
@@ -170,6 +195,15 @@ class RaftGroupServer(MultiService):
     def _addresses_changed(self, addresses: dict[int, str]) -> None:
         for nid, address in addresses.items():
             self.transport.add_peer(nid, address)
+
+    def _fail_stop(self, reason: str) -> None:
+        """The node stopped on a fatal error: say why on stderr, exit 1 now."""
+        # sys.stderr is twistd's log by now (the node logged the line there).
+        err = sys.__stderr__
+        if err is not None:
+            err.write(f"{self.command}: fatal: {reason}\n")
+            err.flush()
+        self._exit(1)
 
     def _exit(self, code: int) -> None:
         from twisted.internet import reactor as default_reactor

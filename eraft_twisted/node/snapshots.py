@@ -4,11 +4,14 @@ The sender reads a LevelDB snapshot (a frozen view: reads and writes go on)
 in a thread, one chunk at a time, so memory stays bounded and the reactor
 never waits on a scan. The receiver stages chunks on disk and only when the
 stream ends hands the snapshot to its Raft core, which installs it
-atomically through the next Ready.
+atomically through the next Ready. There is one staging area: from the end
+of a stream until that install is done, a new stream is refused; before,
+a new stream replaces an unfinished one, whose chunks are then refused.
 """
 
 from __future__ import annotations
 
+import random
 from itertools import islice
 from typing import Any
 
@@ -115,16 +118,18 @@ class SnapshotReceiver:
 
     def __init__(self, node: Any) -> None:
         self.node = node
-        self._next_stream = 0
         self._current: tuple[int, int, int, SnapshotMeta] | None = None
         self.installing = False
+        """A received snapshot waits for (or is in) its install from staging."""
         self.received = 0
 
     def open(self, sender: int, term: int, meta: bytes) -> defer.Deferred[int]:
         if self.installing:
             return defer.fail(SnapshotRejected("busy installing the previous snapshot"))
-        self._next_stream += 1
-        stream = self._next_stream
+        if getattr(self.node, "awaiting_admission", False):
+            return defer.fail(SnapshotRejected("not a member of the group yet"))
+        # Never reused, not even across restarts: a stale chunk cannot match.
+        stream = random.getrandbits(62) + 1
         # A newer stream supersedes an unfinished one; its chunks get rejected.
         self._current = (stream, sender, term, decode_meta(meta))
         return self.node.storage.begin_snapshot_install().addCallback(lambda _: stream)
@@ -163,4 +168,12 @@ class SnapshotReceiver:
                 )
             ]
         )
+        raw = self.node.raw
+        pending = raw.raft.log.unstable.snapshot if raw is not None else None
+        if pending is None or pending.meta.index != meta.index:
+            self.installing = False  # the core did not take it: staging is free
         return defer.succeed(None)
+
+    def installed(self) -> None:
+        """The Ready carrying the received snapshot is done: staging is free."""
+        self.installing = False

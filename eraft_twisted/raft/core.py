@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import lostdata
 from .confchange import InvalidConfChange, apply_conf_change, decode_conf_change
 from .confchange import encode_conf_change as _encode_cc
 from .log import RaftLog
@@ -59,6 +60,10 @@ class Config:
     check_quorum: bool = True
     auto_promote_learners: bool = True
     applied: int = 0
+    joining: bool = False
+    """Started to join (or rejoin) a group: with an empty log its storage's
+    bootstrap membership is not its own, and signs that it lost data are
+    expected until the group has added it."""
 
 
 class _ReadRequest:
@@ -84,10 +89,16 @@ class Raft:
         hs, initial_conf = storage.initial_state()
         snap = storage.snapshot()
         self.base_conf: ConfState = snap.meta.conf if not snap.is_empty() else initial_conf
+        if config.joining and self.log.last_index() == 0:
+            self.base_conf = ConfState()
+        self.halted = ""
+        """Why this node stopped taking part (it lost data); then it does nothing."""
+        self.empty_ticks = 0
+        """Ticks spent with an empty log and no leader (see lostdata.refuses_vote)."""
         self.conf_log: list[tuple[int, ConfState]] = []
         self.conf = self.base_conf
         self.role = Role.FOLLOWER  # _scan_conf looks at the role
-        self._scan_conf(self.log.all_entries())
+        self._scan_conf(self.log.conf_entries())
         self.term = hs.term
         self.vote = hs.vote
         if hs.commit:
@@ -177,6 +188,12 @@ class Raft:
     # -- hard state ----------------------------------------------------
     def hard_state(self) -> HardState:
         return HardState(self.term, self.vote, self.log.committed)
+
+    def halt(self, reason: str) -> None:
+        """Stop for good: nothing more is sent, not even what is queued."""
+        self.halted = reason
+        self.msgs = []
+        self.read_states = []
 
     # -- sending -------------------------------------------------------
     def send(self, m: Message) -> None:
@@ -353,6 +370,7 @@ class Raft:
                         term=term,
                         index=self.log.last_index(),
                         log_term=self.log.last_term(),
+                        commit=self.log.committed,
                         context=ctx,
                     )
                 )
@@ -372,6 +390,10 @@ class Raft:
 
     # -- time ------------------------------------------------------------
     def tick(self) -> None:
+        if self.halted:
+            return
+        if self.leader == NONE and self.log.last_index() == 0:
+            self.empty_ticks += 1
         if self.role == Role.LEADER:
             self._tick_heartbeat()
         else:
@@ -417,6 +439,8 @@ class Raft:
     # -- the step function -------------------------------------------------
     def step(self, m: Message) -> None:
         """Process one message (remote, or local with term 0)."""
+        if self.halted:
+            return
         if m.term == 0:
             pass
         elif m.term > self.term:
@@ -433,7 +457,7 @@ class Raft:
                 pass
             elif m.type == MT.PREVOTE_RESP and not m.reject:
                 pass
-            elif m.type in (MT.APPEND, MT.HEARTBEAT, MT.SNAPSHOT):
+            elif m.type in (MT.APPEND, MT.HEARTBEAT, MT.SNAPSHOT, MT.ACK_CHECK):
                 self.become_follower(m.term, m.frm)
             else:
                 self.become_follower(m.term, NONE)
@@ -454,12 +478,16 @@ class Raft:
                 or (m.type == MT.PREVOTE and m.term > self.term)
             )
             resp = MT.VOTE_RESP if m.type == MT.VOTE else MT.PREVOTE_RESP
-            if can_vote and self.log.is_up_to_date(m.index, m.log_term):
+            if (
+                can_vote
+                and self.log.is_up_to_date(m.index, m.log_term)
+                and not lostdata.refuses_vote(self, m)
+            ):
                 self.send(Message(resp, to=m.frm, term=m.term))
                 if m.type == MT.VOTE:
                     self.election_elapsed = 0
                     self.vote = m.frm
-            else:
+            elif self.term:  # an empty node at term 0 has no term to tell
                 self.send(Message(resp, to=m.frm, term=self.term, reject=True))
             return
         self._step(m)
@@ -506,6 +534,9 @@ class Raft:
 
     def _handle_append_resp(self, m: Message, pr: Progress) -> None:
         pr.recent_active = True
+        if m.reject and m.reject_hint < pr.match:
+            lostdata.suspect(self, m.frm, pr, m.reject_hint)
+            return
         if m.reject:
             hint = m.reject_hint
             if m.log_term > 0:
@@ -638,6 +669,9 @@ class Raft:
         elif t == MT.SNAPSHOT:
             self.become_follower(m.term, m.frm)
             self._handle_snapshot(m)
+        elif t == MT.ACK_CHECK:
+            self.become_follower(m.term, m.frm)
+            lostdata.check_acked(self, m)
         elif (t == MT.PREVOTE_RESP and self.role == Role.PRE_CANDIDATE) or (
             t == MT.VOTE_RESP and self.role == Role.CANDIDATE
         ):
@@ -671,6 +705,10 @@ class Raft:
             self.election_elapsed = 0
             self.leader = m.frm
             self._handle_snapshot(m)
+        elif t == MT.ACK_CHECK:
+            self.election_elapsed = 0
+            self.leader = m.frm
+            lostdata.check_acked(self, m)
         elif t == MT.TIMEOUT_NOW:
             if self.promotable():
                 self.hup(transfer=True)
@@ -711,6 +749,8 @@ class Raft:
         )
 
     def _handle_heartbeat(self, m: Message) -> None:
+        if lostdata.check_heartbeat(self, m):
+            return
         self.log.commit_to(min(m.commit, self.log.last_index()))
         self.send(Message(MT.HEARTBEAT_RESP, to=m.frm, context=m.context))
 

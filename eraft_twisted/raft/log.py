@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .storage import Storage, limit_size
-from .types import CompactedError, Entry, Snapshot, UnavailableError
+from .types import CompactedError, Entry, EntryType, Snapshot, UnavailableError
 
 
 class Unstable:
@@ -218,6 +218,13 @@ class RaftLog:
 
     def all_entries(self) -> list[Entry]:
         return self.entries(self.first_index())
+
+    def conf_entries(self) -> list[Entry]:
+        """Every membership-change entry in the log, in order, without
+        reading the others (storage may not hold the log in memory)."""
+        ents = self.storage.conf_entries(self.first_index(), self.unstable.offset)
+        ents.extend(e for e in self.unstable.entries if e.type == EntryType.CONF_CHANGE)
+        return ents
 
     def slice(self, lo: int, hi: int, max_bytes: int | None = None) -> list[Entry]:
         """Entries in [lo, hi); raises CompactedError below the first index."""

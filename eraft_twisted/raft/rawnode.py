@@ -113,7 +113,7 @@ class RawNode:
         """Whether there is anything to persist, send or apply."""
         r = self.raft
         r.flush_broadcast()
-        if self._outstanding:
+        if self._outstanding or r.halted:
             return False
         return bool(
             r.msgs
@@ -173,6 +173,11 @@ class RawNode:
     @property
     def id(self) -> int:
         return self.raft.id
+
+    @property
+    def halted(self) -> str:
+        """Non-empty (the reason) once this node found it lost data: stop it."""
+        return self.raft.halted
 
     @property
     def role(self) -> Role:

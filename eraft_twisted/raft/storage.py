@@ -13,6 +13,7 @@ from .types import (
     CompactedError,
     ConfState,
     Entry,
+    EntryType,
     HardState,
     Snapshot,
     SnapshotMeta,
@@ -45,6 +46,10 @@ class Storage(Protocol):
 
     def snapshot(self) -> Snapshot:
         """The most recent snapshot."""
+        ...
+
+    def conf_entries(self, lo: int, hi: int) -> list[Entry]:
+        """The membership-change entries in ``[lo, hi)``, in order."""
         ...
 
 
@@ -101,6 +106,14 @@ class MemoryStorage:
 
     def snapshot(self) -> Snapshot:
         return self.snap
+
+    def conf_entries(self, lo: int, hi: int) -> list[Entry]:
+        offset = self.ents[0].index
+        return [
+            e
+            for e in self.ents[max(1, lo - offset) : max(1, hi - offset)]
+            if e.type == EntryType.CONF_CHANGE
+        ]
 
     # -- writes (driver side) -------------------------------------------
     def set_hard_state(self, hs: HardState) -> None:

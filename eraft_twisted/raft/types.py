@@ -47,6 +47,9 @@ class MessageType(IntEnum):
     TRANSFER_LEADER = 13
     PROPOSE = 14
     SNAPSHOT_STATUS = 15
+    ACK_CHECK = 16
+    """Leader to follower: "you acknowledged up to ``index`` (of ``log_term``)";
+    a follower whose log no longer holds that lost its data and must stop."""
 
 
 class Role(IntEnum):

@@ -14,6 +14,10 @@ key range and LevelDB's ordering does the indexing::
     M install                     present only while a received snapshot
                                   is being moved into place
     M version                     layout version
+    M logstart                    index of the log's first (dummy) entry, so
+                                  a restart seeks past the deleted ones
+    M ident                       this node's group and cluster ids
+                                  (node-local: never in a snapshot)
     S d <slot:2 BE> <user key>    KV data, ordered by (slot, key)
     S m <anything>                other state-machine state (sessions, TTL
                                   index...), owned by the KV layer
@@ -51,6 +55,8 @@ SNAPSHOT_KEY = b"Msnap"
 APPLIED_KEY = b"Mapplied"
 INSTALL_KEY = b"Minstall"
 VERSION_KEY = b"Mversion"
+LOG_START_KEY = b"Mlogstart"
+IDENTITY_KEY = b"Mident"
 
 _INDEX = struct.Struct(">Q")
 _SLOT = struct.Struct(">H")

@@ -1,21 +1,21 @@
 """A node's persistent state in one LevelDB: raft log, hard state, KV data.
 
 :class:`LevelDBStorage` implements the raft core's read-only
-:class:`~eraft_twisted.raft.storage.Storage` protocol from an in-memory
-mirror of the log (loaded at open; reads never touch disk), and offers
-write methods that each become one atomic LevelDB write batch on the
-:class:`~.writer.Writer` thread. The mirror is updated when a write has
-completed, just before its Deferred fires, so once ``persist(...)``'s
-Deferred fired the core may read what was persisted; nothing else needs
-to be called.
+:class:`~eraft_twisted.raft.storage.Storage` protocol and offers write
+methods that each become one atomic LevelDB write batch on the
+:class:`~.writer.Writer` thread. What the core reads is updated when a
+write has completed, just before its Deferred fires, so once
+``persist(...)``'s Deferred fired the core may read what was persisted;
+nothing else needs to be called.
 
-Two views of the log are kept: the *pending* one, updated when a write
-is submitted (to validate calls and to compute which stale keys to
-delete, so writes may be pipelined), and the *durable* one that serves
-reads, updated on completion. Both are
-:class:`~eraft_twisted.raft.storage.MemoryStorage` instances driven by
-the same calls in the same order, so the log semantics are exactly
-MemoryStorage's.
+The log is not held in RAM: a :class:`~.raftlog.LogShape` keeps its
+terms and sizes (a few bytes per entry, so ``term()`` never reads disk),
+an :class:`~.raftlog.EntryCache` keeps the most recent entries (bounded
+by bytes and count), and older entries are read back from LevelDB. Two
+shapes are kept: the *pending* one, updated when a write is submitted
+(to validate calls and to compute which stale keys to delete, so writes
+may be pipelined), and the *durable* one that serves reads, updated on
+completion. Both follow MemoryStorage's semantics exactly.
 
 Crash safety rests on two LevelDB properties: a write batch is atomic,
 and after a crash the database holds a prefix of the writes (its log is
@@ -37,7 +37,7 @@ from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.python.failure import Failure
 
-from eraft_twisted.raft.storage import MemoryStorage, Storage
+from eraft_twisted.raft.storage import Storage
 from eraft_twisted.raft.types import (
     ConfState,
     Entry,
@@ -54,6 +54,7 @@ from .layout import (
     INSTALL_KEY,
     LAYOUT_VERSION,
     LOG_PREFIX,
+    LOG_START_KEY,
     SM_PREFIX,
     SNAPSHOT_KEY,
     STAGING_PREFIX,
@@ -78,6 +79,7 @@ from .layout import (
     user_key,
 )
 from .memorydb import MemoryDB
+from .raftlog import LOG_CACHE_BYTES, LOG_CACHE_ENTRIES, EntryCache, LogShape, read_entries
 from .writer import FsyncPolicy, Op, Writer
 
 T = TypeVar("T")
@@ -85,6 +87,9 @@ T = TypeVar("T")
 INSTALL_CLEAR = 0
 INSTALL_MOVE = 1
 INSTALL_CHUNK = 8192
+MAX_OPEN_FILES = 64
+"""LevelDB's table cache: at most ~54 tables (~2 MiB each) mapped at once;
+LevelDB's own default of 1000 lets ~2 GiB of data files count in RSS."""
 """Operations per batch while moving a received snapshot into place."""
 
 
@@ -164,15 +169,6 @@ def _error_text(e: BaseException) -> str:
     return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
 
 
-def _model(hs: HardState, conf: ConfState, meta: SnapshotMeta, ents: list[Entry]) -> MemoryStorage:
-    m = MemoryStorage(conf)
-    m.hard_state = hs
-    m.conf = conf
-    m.snap = Snapshot(meta)
-    m.ents = list(ents)
-    return m
-
-
 class LevelDBStorage:
     """Raft log, raft state and the KV state machine of one node in one LevelDB.
 
@@ -194,14 +190,18 @@ class LevelDBStorage:
         conf: ConfState | None = None,
         path: str | None = None,
         slow_write_seconds: float = 0.5,
+        log_cache_bytes: int = LOG_CACHE_BYTES,
+        log_cache_entries: int = LOG_CACHE_ENTRIES,
     ) -> None:
-        """Take over an open ``plyvel.DB`` (or MemoryDB); recovers and loads it.
+        """Take over an open ``plyvel.DB`` (or MemoryDB); recovers it.
 
         ``conf`` is the initial membership, used only when the database is
-        new (then :attr:`is_new` is True).
+        new (then :attr:`is_new` is True). At most ``log_cache_bytes`` /
+        ``log_cache_entries`` of recent log entries are kept in memory.
         """
         self.path = path if path is not None else "<memory>"
         self._db = db
+        self._cache = EntryCache(log_cache_bytes, log_cache_entries)
         self._broken: Failure | None = None
         self._closed = False
         self._overlay: dict[bytes, tuple[int, bytes | None]] = {}
@@ -228,12 +228,19 @@ class LevelDBStorage:
         conf: ConfState | None = None,
         cache_bytes: int = 64 << 20,
         slow_write_seconds: float = 0.5,
+        log_cache_bytes: int = LOG_CACHE_BYTES,
+        log_cache_entries: int = LOG_CACHE_ENTRIES,
+        max_open_files: int = MAX_OPEN_FILES,
     ) -> LevelDBStorage:
         """Open (creating if needed) the database in directory ``path``.
 
-        Blocks while LevelDB opens and the log is loaded: call it at
-        startup (``startService``), not while serving. Raises
-        :class:`StorageLocked` if the directory is in use.
+        Blocks while LevelDB opens and the log is scanned (one pass, in
+        bounded memory): call it at startup (``startService``), not while
+        serving. Raises :class:`StorageLocked` if the directory is in use.
+        ``cache_bytes`` is LevelDB's block cache, ``log_cache_*`` bound
+        the cache of recent log entries. LevelDB memory-maps the table
+        files it keeps open, so ``max_open_files`` bounds how much of the
+        data files can show in the process's RSS (clean page-cache pages).
         """
         import plyvel
 
@@ -244,6 +251,7 @@ class LevelDBStorage:
                 create_if_missing=True,
                 lru_cache_size=cache_bytes,
                 bloom_filter_bits=10,
+                max_open_files=max_open_files,
             )
         except plyvel.IOError as e:
             text = _error_text(e)
@@ -261,18 +269,23 @@ class LevelDBStorage:
                 conf=conf,
                 path=path,
                 slow_write_seconds=slow_write_seconds,
+                log_cache_bytes=log_cache_bytes,
+                log_cache_entries=log_cache_entries,
             )
         except BaseException:
             db.close()
             raise
 
     @classmethod
-    def in_memory(cls, conf: ConfState | None = None, db: MemoryDB | None = None) -> LevelDBStorage:
+    def in_memory(
+        cls, conf: ConfState | None = None, db: MemoryDB | None = None, **kw: Any
+    ) -> LevelDBStorage:
         """The same storage over a :class:`MemoryDB`, writing synchronously.
 
-        Pass the ``db`` of a previous instance to simulate a restart.
+        Pass the ``db`` of a previous instance to simulate a restart; ``kw``
+        go to the constructor (e.g. ``log_cache_entries``).
         """
-        return cls(db if db is not None else MemoryDB(), synchronous=True, conf=conf)
+        return cls(db if db is not None else MemoryDB(), synchronous=True, conf=conf, **kw)
 
     # -- recovery ----------------------------------------------------------------
     def _recover(self, conf: ConfState | None) -> bool:
@@ -307,30 +320,68 @@ class LevelDBStorage:
         cs = decode_conf_state(need(CONF_STATE_KEY))
         meta = decode_snapshot_meta(need(SNAPSHOT_KEY))
         applied = decode_applied(need(APPLIED_KEY))
-        ents: list[Entry] = []
-        for key, value in db.iterator(prefix=LOG_PREFIX):
-            index = log_index(key)
-            if ents and index != ents[-1].index + 1:
+        shape: LogShape | None = None
+        # Seek to the first live entry: iterating from the prefix would read
+        # every compacted entry LevelDB has not yet dropped from its files.
+        hint = db.get(LOG_START_KEY)
+        start = LOG_PREFIX if hint is None else log_key(msgpack.unpackb(hint))
+        # One pass over the log: terms and sizes into the shape, the newest
+        # entries into the cache (which evicts as it goes); nothing else kept.
+        for key, value in db.iterator(start=start, stop=prefix_stop(LOG_PREFIX)):
+            e = decode_entry(log_index(key), value)
+            if shape is None:
+                if hint is not None and key != start:
+                    raise StorageCorrupt(f"{self.path}: raft log does not start at {start!r}")
+                shape = LogShape(hs, cs, meta, e)
+                continue
+            if e.index != shape.last_index() + 1:
                 raise StorageCorrupt(
-                    f"{self.path}: raft log jumps from {ents[-1].index} to {index}"
+                    f"{self.path}: raft log jumps from {shape.last_index()} to {e.index}"
                 )
-            ents.append(decode_entry(index, value))
-        if not ents:
+            shape.push(e)
+            self._cache.append((e,))
+        if shape is None:
             raise StorageCorrupt(f"{self.path}: raft log has no first entry")
-        self._mem = _model(hs, cs, meta, ents)
-        self._pending = _model(hs, cs, meta, ents)
+        self._mem = shape
+        self._pending = shape.copy()
         self._applied = applied
         self._p_applied = applied
         return new
 
-    # -- the raft Storage protocol (from memory) ---------------------------------
+    # -- the raft Storage protocol ----------------------------------------------
     def initial_state(self) -> tuple[HardState, ConfState]:
         """The hard state and membership persisted last."""
         return self._mem.hard_state, self._mem.conf
 
     def entries(self, lo: int, hi: int, max_bytes: int | None = None) -> list[Entry]:
-        """Entries in ``[lo, hi)``; at least one if any, at most ``max_bytes``."""
-        return self._mem.entries(lo, hi, max_bytes)
+        """Entries in ``[lo, hi)``; at least one if any, at most ``max_bytes``.
+
+        Recent entries come from the cache; older ones are point reads of
+        LevelDB on the calling (reactor) thread. That is acceptable because
+        they are few and bounded: the core always passes ``max_bytes``
+        (one message's worth for a follower, one Ready's worth of committed
+        entries to apply), the reads stop as soon as it is reached, and a
+        recently written block is usually in the OS or LevelDB cache.
+        """
+        self._mem.check_range(lo, hi)
+        return read_entries(self._db, self._cache, lo, hi, max_bytes)
+
+    def conf_entries(self, lo: int, hi: int) -> list[Entry]:
+        """The membership-change entries in ``[lo, hi)`` (read at start)."""
+        return [
+            read_entries(self._db, self._cache, i, i + 1)[0]
+            for i in self._mem.conf_indexes_in(lo, hi)
+        ]
+
+    def log_bytes(self, lo: int, hi: int) -> int:
+        """Total ``Entry.size()`` of the entries in ``[lo, hi)`` still in the
+        log, including writes not yet completed (cheap: no disk read)."""
+        return self._pending.log_bytes(lo, hi)
+
+    @property
+    def log_cache(self) -> EntryCache:
+        """The cache of recent entries (its ``bytes`` and length show its use)."""
+        return self._cache
 
     def term(self, index: int) -> int:
         """Term of the entry at ``index`` (also valid for the compaction point)."""
@@ -431,25 +482,22 @@ class LevelDBStorage:
         the write is durable (if synced) and the reads show it.
         """
         p = self._pending
-        ents = list(entries)
         ops: list[Op] = []
-        if ents:
-            first = p.first_index()
-            old_last = p.last_index()
-            p.append(ents)
-            if ents[-1].index >= first:
-                for e in ents[max(0, first - ents[0].index) :]:
-                    ops.append((log_key(e.index), encode_entry(e)))
-                for i in range(p.last_index() + 1, old_last + 1):
-                    ops.append((log_key(i), None))
+        old_last = p.last_index()
+        kept = p.append(entries)
+        for e in kept:
+            ops.append((log_key(e.index), encode_entry(e)))
+        for i in range(p.last_index() + 1, old_last + 1):
+            ops.append((log_key(i), None))
         if hard_state is not None:
             p.set_hard_state(hard_state)
             ops.append((HARD_STATE_KEY, encode_hard_state(hard_state)))
         mem = self._mem
 
         def update() -> None:
-            if ents:
-                mem.append(ents)
+            if kept:
+                mem.append(kept)
+                self._cache.append(kept)
             if hard_state is not None:
                 mem.set_hard_state(hard_state)
 
@@ -525,7 +573,7 @@ class LevelDBStorage:
         p = self._pending
         if index <= p.snap.meta.index:
             return succeed(p.snap)
-        snap = p.create_snapshot(index, conf if conf is not None else p.conf, b"")
+        snap = p.create_snapshot(index, conf if conf is not None else p.conf)
         ops: list[Op] = [(SNAPSHOT_KEY, encode_snapshot_meta(snap.meta))]
 
         def update() -> Snapshot:
@@ -542,14 +590,20 @@ class LevelDBStorage:
         past the last index.
         """
         p = self._pending
-        offset = p.ents[0].index
+        offset = p.offset
         if index <= offset:
             return succeed(None)
         term = p.term(index)
         p.compact(index)
         ops: list[Op] = [(log_key(i), None) for i in range(offset, index)]
         ops.append((log_key(index), encode_entry(Entry(term, index))))
-        return self._then(self._submit(ops, False), lambda: self._mem.compact(index))
+        ops.append((LOG_START_KEY, pack(index)))
+
+        def update() -> None:
+            self._mem.compact(index)
+            self._cache.compact(index)
+
+        return self._then(self._submit(ops, False), update)
 
     def clear_data(self, slot_lo: int | None = None, slot_hi: int | None = None) -> Deferred[int]:
         """Delete every user key (FLUSHALL), or those of slots lo..hi, in the
@@ -608,8 +662,9 @@ class LevelDBStorage:
         if hs.commit < meta.index:
             hs = replace(hs, commit=meta.index)
         ops: list[Op] = [(INSTALL_KEY, pack(INSTALL_CLEAR))]
-        ops.extend((log_key(i), None) for i in range(p.ents[0].index, p.last_index() + 1))
+        ops.extend((log_key(i), None) for i in range(p.offset, p.last_index() + 1))
         ops.append((log_key(meta.index), encode_entry(Entry(meta.term, meta.index))))
+        ops.append((LOG_START_KEY, pack(meta.index)))
         ops.append((SNAPSHOT_KEY, encode_snapshot_meta(meta)))
         ops.append((CONF_STATE_KEY, encode_conf_state(meta.conf)))
         ops.append((APPLIED_KEY, encode_applied(meta.index, meta.term)))
@@ -633,6 +688,7 @@ class LevelDBStorage:
 
         def update() -> bool:
             self._mem.apply_snapshot(snap)
+            self._cache.clear()
             self._mem.set_hard_state(hs)
             self._applied = (meta.index, meta.term)
             return True
@@ -785,6 +841,15 @@ class LevelDBStorage:
             self._db.close()
 
         return self._writer.stop().addCallback(close_db)
+
+    def put_local(self, key: bytes, value: bytes) -> Deferred[None]:
+        """Write (synced) a node-local ``M`` key no raft state uses, such as
+        ``layout.IDENTITY_KEY``; read it with :meth:`get_raw`. Snapshots
+        never carry it."""
+        raft_keys = (HARD_STATE_KEY, CONF_STATE_KEY, SNAPSHOT_KEY, APPLIED_KEY)
+        if key[:1] != VERSION_KEY[:1] or key in (*raft_keys, INSTALL_KEY, VERSION_KEY, LOG_START_KEY):
+            raise ValueError(f"put_local may not write {key!r}")
+        return self._submit([(key, value)], True)
 
 
 if TYPE_CHECKING:

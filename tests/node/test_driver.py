@@ -68,6 +68,23 @@ class FakeNetwork:
         return Transport()
 
 
+def kv_node(nid: int, storage: Any, net: FakeNetwork, rng: random.Random) -> RaftNode:
+    """A KV node on ``storage``, joined to ``net`` (not started)."""
+    node = RaftNode(
+        nid,
+        storage,
+        KVApplication(KVStore(storage, None)),
+        net.clock,
+        config=Config(nid, election_tick=10),
+        tick_interval=0.1,
+        request_timeout=3.0,
+        rng=rng,
+    )
+    node.transport = net.transport_for(nid)
+    net.nodes[nid] = node
+    return node
+
+
 class DriverTests(unittest.TestCase):
     def setUp(self) -> None:
         self.clock = task.Clock()
@@ -75,20 +92,8 @@ class DriverTests(unittest.TestCase):
         self.stores: dict[int, KVStore] = {}
         for nid in range(3):
             storage = LevelDBStorage.in_memory(ConfState((0, 1, 2)))
-            store = KVStore(storage, None)
-            node = RaftNode(
-                nid,
-                storage,
-                KVApplication(store),
-                self.clock,
-                config=Config(nid, election_tick=10),
-                tick_interval=0.1,
-                request_timeout=3.0,
-                rng=random.Random(nid),
-            )
-            node.transport = self.net.transport_for(nid)
-            self.net.nodes[nid] = node
-            self.stores[nid] = store
+            node = kv_node(nid, storage, self.net, random.Random(nid))
+            self.stores[nid] = node.app.store  # type: ignore[attr-defined]
             node.startService()
         self.addCleanup(lambda: [n.stopService() for n in self.net.nodes.values()])
 

@@ -33,6 +33,8 @@ class Node:
         self.data = data
         self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
+        self.env: dict[str, str] | None = None
+        """The process's environment (default: :func:`twistd_env`)."""
         self.log_path = os.path.join(os.path.dirname(data), f"node{node_id}.log")
 
     def argv(self) -> list[str]:
@@ -50,7 +52,7 @@ class Node:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             self.argv(),
-            env=twistd_env(),
+            env=self.env or twistd_env(),
             cwd=os.path.dirname(self.data),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -9,7 +9,7 @@ from twisted.logger import Logger
 
 from ..raft.confchange import decode_conf_change
 from ..raft.types import ConfChangeType, ConfState, Entry, EntryType, Snapshot
-from .statemachine import KVStateMachine
+from .statemachine import ApplyError, KVStateMachine, stamp_op
 from .store import KVStore
 
 log = Logger()
@@ -33,6 +33,12 @@ class KVApplication:
         self.load_addresses()
         self.sm.load_members()
         self.sm.load_shards()
+        self.sm.load_time()
+
+    def stamp(self, data: bytes, now_ms: int) -> bytes:
+        """The leader's time on an operation it is about to append: never
+        behind ``log_time``, so the log's time only moves forward."""
+        return stamp_op(data, max(now_ms, self.sm.log_time))
 
     def apply_batch(self, entries: list[Entry], conf_state: ConfState | None = None) -> list[Any]:
         """Apply entries in order; ``conf_state`` is the membership after
@@ -44,7 +50,15 @@ class KVApplication:
             if e.type != EntryType.NORMAL:
                 results.append(None)
                 continue
-            result, writes = self.sm.apply(e.data)
+            try:
+                result, writes = self.sm.apply(e.data)
+            except ApplyError as err:
+                # Fail-stop: skipping the entry would let this replica
+                # diverge from the others, which apply it.
+                raise ApplyError(
+                    f"entry {e.index} (term {e.term}, {len(e.data)} bytes, "
+                    f"starting {e.data[:64]!r}): {err}"
+                ) from err
             self.store.stage(writes)
             self.store.track_expiry(writes)
             results.append(result)

@@ -7,7 +7,6 @@ wait for a ReadIndex barrier and then read the local applied state.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,10 +17,26 @@ from ..node.driver import RaftTimeout, RaftUnavailable
 from ..raft.types import NotLeader, ProposalDropped, RaftError
 from ..resp.commands import CommandError, CommandTable
 from ..resp.encoder import SimpleString
-from .statemachine import KEEPTTL, OK, Op, SetCond, encode_op, is_error, unpack_record
+from .statemachine import (
+    KEEPTTL,
+    OK,
+    Op,
+    SetCond,
+    encode_op,
+    is_error,
+    relative,
+    unpack_record,
+)
 from .store import KVStore
 
 Handler = Callable[[Any, list[bytes]], Any]
+
+MAX_TTL_MS = 2**62
+"""Larger times are refused, as Redis refuses ones that overflow."""
+
+TICK_MS = 200
+"""How far the log's time may lag the leader's clock while keys have
+deadlines before the leader proposes a bare time entry."""
 
 
 def _int_arg(value: bytes) -> int:
@@ -48,7 +63,9 @@ class KVCommands:
         """The state machine, whose ``shards`` say which slots we serve."""
 
     def now_ms(self) -> int:
-        return int(time.time() * 1000)
+        """The log's time (ms) of the applied state: reads judge expiry by it,
+        never by this node's clock."""
+        return self.sm.log_time if self.sm is not None else 0
 
     # -- plumbing --------------------------------------------------------
     def _write(self, op: Op, *args: Any) -> defer.Deferred[Any]:
@@ -135,10 +152,10 @@ class KVCommands:
         r("append", 3, w, self.append)
         r("strlen", 2, ro, self.strlen)
         r("type", 2, ro, self.type)
-        r("expire", -3, w, lambda c, a: self._expire(a, 1000, relative=True))
-        r("pexpire", -3, w, lambda c, a: self._expire(a, 1, relative=True))
-        r("expireat", -3, w, lambda c, a: self._expire(a, 1000, relative=False))
-        r("pexpireat", -3, w, lambda c, a: self._expire(a, 1, relative=False))
+        r("expire", -3, w, lambda c, a: self._expire(a, 1000, is_relative=True))
+        r("pexpire", -3, w, lambda c, a: self._expire(a, 1, is_relative=True))
+        r("expireat", -3, w, lambda c, a: self._expire(a, 1000, is_relative=False))
+        r("pexpireat", -3, w, lambda c, a: self._expire(a, 1, is_relative=False))
         r("ttl", 2, ro, lambda c, a: self._ttl(a[1], 1000))
         r("pttl", 2, ro, lambda c, a: self._ttl(a[1], 1))
         r("persist", 2, w, lambda c, a: self._write(Op.PERSIST, a[1]))
@@ -273,10 +290,9 @@ class KVCommands:
     def set(self, conn: Any, argv: list[bytes]) -> Any:
         key, value = argv[1], argv[2]
         cond = SetCond.ALWAYS
-        expire_at = 0
+        expire_at: Any = 0
         get = False
         seen_expire = False
-        now = self.now_ms()
         i = 3
         while i < len(argv):
             opt = argv[i].upper()
@@ -296,11 +312,12 @@ class KVCommands:
                     raise _syntax()
                 seen_expire = True
                 n = _int_arg(argv[i + 1])
-                if n <= 0:
+                unit = 1000 if opt in (b"EX", b"EXAT") else 1
+                if n <= 0 or n * unit > MAX_TTL_MS:
                     raise CommandError("invalid expire time in 'set' command")
                 expire_at = {
-                    b"EX": now + n * 1000,
-                    b"PX": now + n,
+                    b"EX": relative(n * 1000),
+                    b"PX": relative(n),
                     b"EXAT": n * 1000,
                     b"PXAT": n,
                 }[opt]
@@ -308,8 +325,7 @@ class KVCommands:
             else:
                 raise _syntax()
             i += 1
-        d = self.node.propose(encode_op(Op.SET, now, key, value, expire_at, int(cond), get))
-        return d.addCallbacks(self._result, self._failure)
+        return self._write(Op.SET, key, value, expire_at, int(cond), get)
 
     def setnx(self, conn: Any, argv: list[bytes]) -> Any:
         d = self._write(Op.SET, argv[1], argv[2], 0, int(SetCond.NX), False)
@@ -343,7 +359,7 @@ class KVCommands:
     def append(self, conn: Any, argv: list[bytes]) -> Any:
         return self._write(Op.APPEND, argv[1], argv[2])
 
-    def _expire(self, argv: list[bytes], unit: int, relative: bool) -> Any:
+    def _expire(self, argv: list[bytes], unit: int, is_relative: bool) -> Any:
         key = argv[1]
         n = _int_arg(argv[2])
         cond = ""
@@ -353,8 +369,10 @@ class KVCommands:
             cond = argv[3].upper().decode("latin-1")
             if cond not in ("NX", "XX", "GT", "LT"):
                 raise CommandError(f"Unsupported option {argv[3].decode('latin-1')}")
-        now = self.now_ms()
-        at = (now if relative else 0) + n * unit
+        if abs(n * unit) > MAX_TTL_MS:
+            name = argv[0].decode("latin-1").lower()
+            raise CommandError(f"invalid expire time in '{name}' command")
+        at = relative(n * unit) if is_relative else n * unit
         return self._write(Op.EXPIREAT, key, at, cond)
 
     def flushall(self, conn: Any, argv: list[bytes]) -> Any:
@@ -362,21 +380,37 @@ class KVCommands:
             raise _syntax()
         return self._write(Op.FLUSHALL)
 
-    def sweep_expired(self, limit: int = 1000) -> defer.Deferred[Any]:
-        """On the leader: propose deletion of keys whose TTL has passed.
+    def sweep_expired(self, now_ms: int, limit: int = 1000) -> defer.Deferred[Any]:
+        """On the leader: propose the deletion of keys whose deadline its
+        clock (``now_ms``) says has passed, or, while keys have deadlines and
+        nothing else was written lately, a bare time entry, so the log's
+        time keeps up and every replica sees keys expire.
 
-        Replicas never expire keys on their own; the sweep goes through the
-        log and its apply re-checks each key against the entry's time.
+        Replicas never expire keys on their own: the deletion goes through
+        the log and its apply re-checks each key against the log's time.
         """
         if not self.node.is_leader:
             return defer.succeed(0)
-        keys = self.store.expired_keys(self.now_ms(), limit)
-        if not keys:
+        store = self.store
+        if not store.expiring_count():
             return defer.succeed(0)
-        d = self.node.propose(encode_op(Op.EXPIRE_SWEEP, self.now_ms(), keys))
+        keys = store.expired_keys(now_ms, limit)
+        shards = self._sharded()
+        if shards is not None and keys:
+            ours = [k for k in keys if shards.check_key(k) is None]
+            store.retrack([k for k in keys if shards.check_key(k) is not None])
+            keys = ours
+        if keys:
+            d = self.node.propose(encode_op(Op.EXPIRE_SWEEP, now_ms, keys))
+        elif now_ms - self.now_ms() >= TICK_MS:
+            d = self.node.propose(encode_op(Op.TICK, now_ms))
+        else:
+            return defer.succeed(0)
 
-        def retry_later(f: Any) -> int:
-            self.store.track_expiry([(k, self.store.get_record(k)) for k in keys])
-            return 0
+        def still_there(result: Any) -> Any:
+            # Failed, or not expired yet by the log's time (this clock ran
+            # ahead of it): look at them again on a later sweep.
+            store.retrack(keys)
+            return result
 
-        return d.addErrback(retry_later)
+        return d.addBoth(still_there)

@@ -26,11 +26,15 @@ def _fmt(section: str, fields: list[tuple[str, Any]]) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-def raft_fields(status: dict[str, Any], addresses: dict[int, str]) -> list[tuple[str, Any]]:
-    """The ``# Raft`` section: this node, the leader and every member."""
+def raft_fields(
+    status: dict[str, Any], addresses: dict[int, str], identity: Any = None
+) -> list[tuple[str, Any]]:
+    """The ``# Raft`` section: this node (and its group and cluster ids),
+    the leader and every member."""
     leader = status["leader"]
     fields: list[tuple[str, Any]] = [
         ("raft_node_id", status["id"]),
+        *(identity.info_fields() if identity is not None else []),
         ("raft_role", status["role"]),
         ("raft_term", status["term"]),
         ("raft_leader_id", leader if leader >= 0 else "none"),
@@ -106,6 +110,13 @@ class InfoBuilder:
             ("largest_group_commit", w.largest_group),
             ("slow_writes", w.slow_writes),
             ("pending_applied_writes", self.server.store.pending_count()),
+            # The clock of expiry, and how far this node's clock is from it
+            # (a large value on the leader means keys expire that much off).
+            ("log_time_ms", self.server.app.sm.log_time),
+            (
+                "clock_ahead_of_log_time_ms",
+                int(self.server.node.wall_clock() * 1000) - self.server.app.sm.log_time,
+            ),
         ]
 
     def _stats(self, _: Any) -> list[tuple[str, Any]]:
@@ -122,7 +133,8 @@ class InfoBuilder:
         return [("role", "master" if node.is_leader else "slave")]
 
     def _raft(self, _: Any) -> list[tuple[str, Any]]:
-        return raft_fields(self.server.node.raw.status(), self.server.addresses())
+        srv = self.server
+        return raft_fields(srv.node.raw.status(), srv.addresses(), srv.identity)
 
     def _sharding(self, _: Any) -> list[tuple[str, Any]]:
         shards = self.server.app.sm.shards
@@ -152,4 +164,5 @@ class InfoBuilder:
     def _keyspace(self, keys: int | None) -> list[tuple[str, Any]] | None:
         if not keys:
             return []
-        return [("db0", f"keys={keys},expires=0,avg_ttl=0")]
+        expires = self.server.store.expiring_count() if self.server.store is not None else 0
+        return [("db0", f"keys={keys},expires={expires},avg_ttl=0")]

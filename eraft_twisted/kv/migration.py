@@ -183,7 +183,10 @@ class ShardDriver:
                 yield task.deferLater(self.pool.reactor, PULL_RETRY_DELAY, lambda: None)
                 continue
             more, items = reply[0], reply[1]
-            installed = yield self._propose(term, Op.INSTALL_AT, num, lo, hi, position, items)
+            source_time = int(reply[2]) if len(reply) > 2 else 0
+            installed = yield self._propose(
+                term, Op.INSTALL_AT, num, lo, hi, position, items, source_time
+            )
             if installed < 0:
                 raise RaftError(f"chunk of slots {lo}-{hi} did not fit the copy; starting over")
             stats["keys"] += len(items) // 2
@@ -235,19 +238,21 @@ class MigrationCommands:
         cursor = argv[4] or None
         (count,) = self._ints(argv[5:6])
 
-        def check() -> None:
+        def check() -> int:
             if not self.sm.shards.frozen_for(num, lo, hi):
                 raise CommandError(
                     f"slots {lo}-{hi} are not handed over at config {num} here yet",
                     code="TRYAGAIN",
                 )
+            # The range is frozen: no read here judges its keys after this.
+            return int(self.sm.log_time)
 
-        def read(_: Any) -> Any:
+        def read(log_time: int) -> Any:
             def chunk() -> list[Any]:
                 items = list(self.storage.scan(lo, hi, start_after=cursor, count=count))
                 flat = [x for kv in items for x in kv]
                 nxt = items[-1][0] if len(items) == count else b""
-                return [nxt, flat]
+                return [nxt, flat, log_time]
 
             if getattr(self.storage, "synchronous", False):
                 return chunk()
@@ -255,7 +260,7 @@ class MigrationCommands:
 
         d = self.node.read(check)
         # Every applied write of the range is on disk before we scan it.
-        d.addCallback(lambda _: self.storage.barrier(sync=False))
+        d.addCallback(lambda t: self.storage.barrier(sync=False).addCallback(lambda _: t))
         d.addCallback(read)
         return d.addErrback(KVCommands._failure)
 

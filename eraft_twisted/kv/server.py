@@ -9,8 +9,9 @@ from twisted.application.internet import TimerService
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from ..node.driver import REJOIN
 from ..node.group import RaftGroupServer, tcp_endpoint
-from ..raft.types import NONE, ConfChangeType
+from ..raft.types import NONE
 from ..resp.client import RespClientPool
 from ..resp.commands import CommandError, CommandTable, register_connection_commands
 from ..resp.encoder import Verbatim
@@ -26,6 +27,10 @@ from .migration import MigrationCommands, ShardDriver
 from .shards import ranges_of
 from .statemachine import Op, encode_op
 from .store import KVStore
+
+SWEEP_INTERVAL = 0.2
+"""Seconds between the leader's expiry sweeps (and bare time entries while
+keys have a TTL): how late, at most, a key expires besides commit time."""
 
 log = Logger()
 
@@ -45,18 +50,23 @@ class KVServer(RaftGroupServer):
         group: str = "kv-1",
         max_bulk: int = 512 * 1024 * 1024,
         max_clients: int = MAX_CLIENTS,
+        client_limits: dict[str, Any] | None = None,
         meta: list[str] | None = None,
         group_id: int = 1,
         **kw: Any,
     ) -> None:
-        super().__init__(node_id, peers, data_dir, group, **kw)
+        shard_group = group_id if meta else None  # sharded: the id follows the cluster's
+        super().__init__(node_id, peers, data_dir, group, shard_group=shard_group, **kw)
         self.resp_address = resp_address
         self.max_bulk = max_bulk
         self.max_clients = max_clients
+        # More RespServerFactory limits by keyword (max_request, output_limit, idle_timeout).
+        self.client_limits = client_limits or {}
         self.meta = meta or []
         self.group_id = group_id
         self.shard_driver: ShardDriver | None = None
         self._joined = False
+        self._join_asking = False
         self._announcing = False
         self.store: Any = None
         self.resp_factory: Any = None
@@ -67,6 +77,11 @@ class KVServer(RaftGroupServer):
             resp_address=options["resp"],
             max_bulk=options["max-bulk"],
             max_clients=options["maxclients"],
+            client_limits={
+                "max_request": options["client-query-buffer-limit"],
+                "output_limit": options["client-output-buffer-limit"],
+                "idle_timeout": options["client-idle-timeout"],
+            },
             group=f"kv-{options['group']}",
             join=bool(options["join"]),
             meta=options["meta"] or [],
@@ -122,7 +137,10 @@ class KVServer(RaftGroupServer):
             # served until the first config is applied through the log.
             shards.group = self.group_id
         self.pool = RespClientPool(self.reactor, timeout=self.timeout)
-        self.meta_client = AMPMetaClient(self.reactor, self.meta, timeout=self.timeout)
+        self.meta_client = AMPMetaClient(
+            self.reactor, self.meta, timeout=self.timeout, identity=self.identity
+        )
+        TimerService(1.0, self.meta_client.identify).setServiceParent(self)
         self.shard_driver = ShardDriver(
             self.node,
             self.app.sm,
@@ -154,26 +172,35 @@ class KVServer(RaftGroupServer):
         return d.addBoth(done)
 
     def _ask_to_join(self) -> defer.Deferred[Any] | None:
-        """Until some member is the leader and adds us as a learner."""
+        """Until the leader has (re-)added us as a learner; then take part.
+
+        The leader removes us first if we are still a member: a node that
+        starts with an empty log has nothing it may have acknowledged."""
         # Ask only until we are in: once removed later, we must stay out.
         if self._joined or (
             self.node.raw is not None and self.node_id in self.node.raw.conf.members()
         ):
             self._joined = True
+            self.node.admit()
             return None
+        if self._join_asking:
+            return None
+        self._join_asking = True
         me = self.peers[self.node_id]
-        kind = int(ConfChangeType.ADD_LEARNER)
 
         def attempt(pids: list[int]) -> defer.Deferred[Any] | None:
             if not pids:
                 return None
             d = self.transport.call(
-                pids[0], ChangeMembership, kind=kind, node_id=self.node_id, address=me
+                pids[0], ChangeMembership, kind=REJOIN, node_id=self.node_id, address=me
             )
 
             def joined(_: Any) -> None:
                 self._joined = True
-                log.info("joined the group as node {id}", id=self.node_id)
+                self.node.admit()
+                log.info(
+                    "joined the group as node {id} (a learner until caught up)", id=self.node_id
+                )
 
             def failed(f: Any) -> Any:
                 if "already" in str(f.value):
@@ -182,7 +209,12 @@ class KVServer(RaftGroupServer):
 
             return d.addCallbacks(joined, failed)
 
-        return attempt([i for i in range(len(self.peers)) if i != self.node_id])
+        def done(result: Any) -> Any:
+            self._join_asking = False
+            return result
+
+        d = attempt([i for i in range(len(self.peers)) if i != self.node_id])
+        return d.addBoth(done) if d is not None else done(None)
 
     def make_app(self) -> KVApplication:
         self.store = KVStore(self.storage, self.reactor)
@@ -208,20 +240,27 @@ class KVServer(RaftGroupServer):
         ConfigCommands(self).register(table)
         ClusterCommands(self._topology).register(table)
         self.resp_factory = RespServerFactory(
-            table, max_bulk=self.max_bulk, max_clients=self.max_clients
+            table, max_bulk=self.max_bulk, max_clients=self.max_clients, **self.client_limits
         )
         strports.service(tcp_endpoint(self.resp_address), self.resp_factory).setServiceParent(self)
-        TimerService(1.0, self._sweep).setServiceParent(self)
+        TimerService(SWEEP_INTERVAL, self._sweep).setServiceParent(self)
         TimerService(1.0, self._announce).setServiceParent(self)
         if self.meta:
             self._start_sharding(table)
-        if self.join and self.storage.is_new:
+        self.node.lost_data_hint = (
+            "restart it with --join to rejoin the group as a learner "
+            "(with an empty data directory if it came from a backup)"
+        )
+        if self.join and self.storage.last_index() == 0:
+            # Nothing in our log (new, or left by a start that found its data
+            # lost): silent until the group has re-added us.
+            self.node.awaiting_admission = True
             TimerService(1.0, self._ask_to_join).setServiceParent(self)
 
     def _sweep(self) -> defer.Deferred[Any]:
         if self.node is None or not self.node.is_leader:
             return defer.succeed(None)
-        d = self.commands.sweep_expired()
+        d = self.commands.sweep_expired(int(self.node.wall_clock() * 1000))
         d.addErrback(lambda f: log.debug("expiry sweep failed: {f}", f=f.value))
         return d
 
@@ -243,7 +282,7 @@ class KVServer(RaftGroupServer):
         return keys_d.addCallback(lambda n: Verbatim(self.info.info(section, n)))
 
     def _raft_info(self, conn: Any, argv: list[bytes]) -> Any:
-        fields = raft_fields(self.node.raw.status(), self.addresses())
+        fields = raft_fields(self.node.raw.status(), self.addresses(), self.identity)
         return Verbatim("# Raft\r\n" + "".join(f"{k}:{v}\r\n" for k, v in fields))
 
 

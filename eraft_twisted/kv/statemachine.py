@@ -1,13 +1,18 @@
 """The KV state machine: deterministic application of write operations.
 
 Every write is proposed as an *operation* (msgpack ``[opcode, now_ms,
-args...]``) carrying the proposer's clock, so TTLs are absolute times
-decided once by the leader and every replica applies exactly the same
-thing. A stored record is ``expire_at_ms (8 bytes, 0 = none) + value``.
+args...]``). The leader stamps ``now_ms`` with its own clock when it
+appends the entry (:meth:`KVApplication.stamp`), and the state machine
+keeps ``log_time``, the largest stamp applied so far: it never goes
+backwards along the log, across leader changes too. Relative TTLs become
+deadlines at ``log_time`` when applied, and reads judge expiry at the
+``log_time`` of the state they read, so every replica agrees on what has
+expired. A stored record is ``expire_at_ms (8 bytes, 0 = none) + value``.
 """
 
 from __future__ import annotations
 
+import inspect
 import struct
 from enum import IntEnum
 from typing import Any
@@ -41,6 +46,7 @@ class Op(IntEnum):
     RELEASE = 15
     NOTIFIED = 16
     INSTALL_AT = 17
+    TICK = 18
 
 
 # How each client write op carries its keys in its first argument: one
@@ -79,9 +85,43 @@ def is_error(result: Any) -> bool:
     return isinstance(result, dict) and "err" in result
 
 
+_STAMP = struct.Struct(">Q")
+_STAMP_AT = slice(3, 3 + _STAMP.size)
+
+
 def encode_op(op: Op, now_ms: int, *args: Any) -> bytes:
-    """Serialise a write for the log."""
-    return msgpack.packb([int(op), now_ms, *args], use_bin_type=True)
+    """Serialise a write for the log: a msgpack array whose time is always a
+    uint64 at bytes 3..10, so the leader can restamp it without decoding."""
+    head = bytes((0x90 | (2 + len(args)), int(op), 0xCF)) + _STAMP.pack(max(0, now_ms))
+    return head + b"".join(msgpack.packb(a, use_bin_type=True) for a in args)
+
+
+def stamp_op(data: bytes, now_ms: int) -> bytes:
+    """``data`` with its time replaced by ``now_ms`` (the leader's clock)."""
+    if len(data) > 10 and data[0] & 0xF0 == 0x90 and data[2] == 0xCF:
+        return data[:3] + _STAMP.pack(max(0, now_ms)) + data[11:]
+    try:  # written by an older version: any msgpack int
+        op, _, *args = msgpack.unpackb(data, raw=False)
+        return encode_op(op, now_ms, *args)
+    except Exception:
+        return data  # malformed: apply answers it with an error, everywhere
+
+
+def relative(ms: int) -> list[int]:
+    """A TTL argument that becomes ``log_time + ms`` when applied."""
+    return [ms]
+
+
+def _deadline(at: Any, log_time: int) -> int:
+    """An absolute deadline from an op argument (``[ms]`` is relative)."""
+    if isinstance(at, list):
+        (ms,) = at
+        return min(INT64_MAX, max(1, log_time + int(ms)))
+    return min(INT64_MAX, max(INT64_MIN, int(at)))
+
+
+class ApplyError(Exception):
+    """Applying a committed entry raised: the node must stop (fail-stop)."""
 
 
 def pack_record(value: bytes, expire_at: int) -> bytes:
@@ -133,22 +173,42 @@ class KVStateMachine:
         """Where each member serves RESP, as the members announced it."""
         self.shards = ShardState()
         """Which slots this group serves (sharded mode)."""
+        self.log_time = 0
+        """The largest leader time applied so far (ms): the clock of expiry."""
 
     def apply(self, data: bytes) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+        """Apply one operation. An entry that does not decode to a known op
+        with the right number of arguments changes nothing and answers an
+        error (the same on every replica); an exception inside a handler
+        is a bug that would let replicas diverge: :class:`ApplyError`."""
         try:
             op, now, *args = msgpack.unpackb(data, raw=False)
-            handler = getattr(self, "_" + Op(op).name.lower())
+            name = Op(op).name.lower()
+            handler = getattr(self, "_" + name)
+            lo, hi = _ARITY[name]
+            if not lo <= len(args) <= hi or not isinstance(now, int):
+                raise TypeError(name)
         except Exception:
-            # Never let a bad entry stop the group; it changes nothing.
             return error("ERR malformed operation"), []
+        if now > self.log_time:
+            self.log_time = now
+            self.store.stage_meta(b"log_time", _STAMP.pack(now))
         try:
             if self.shards.sharded() and op in _KEY_ARGS:
                 refused = self._refuse(Op(op), args)
                 if refused is not None:
                     return refused, []
-            return handler(now, *args)  # type: ignore[no-any-return]
-        except (TypeError, ValueError, IndexError):
-            return error("ERR malformed operation"), []
+            return handler(self.log_time, *args)  # type: ignore[no-any-return]
+        except Exception as e:
+            raise ApplyError(f"applying {Op(op).name} failed: {e!r}") from e
+
+    def load_time(self) -> None:
+        """Reload ``log_time`` from the replicated state."""
+        for name, value in self.store.meta_items(b"log_time"):
+            if name == b"log_time":
+                self.log_time = _STAMP.unpack(value)[0]
+                return
+        self.log_time = 0
 
     def _refuse(self, op: Op, args: list[Any]) -> dict[str, str] | None:
         """An error if this group does not serve a key of the operation now.
@@ -163,9 +223,6 @@ class KVStateMachine:
                 return error(f"{refused[0]} {refused[1]}")
         return None
 
-    def _get(self, key: bytes, now: int) -> bytes | None:
-        return live_value(self.store.get_record(key), now)
-
     def _set(
         self, now: int, key: bytes, value: bytes, expire_at: int, cond: int, get: bool
     ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
@@ -175,6 +232,8 @@ class KVStateMachine:
             return (old if get else None), []
         if expire_at == KEEPTTL:
             expire_at = unpack_record(record)[1] if old is not None and record else 0
+        else:
+            expire_at = _deadline(expire_at, now)
         if expire_at and expire_at <= now:
             return (old if get else OK), [(key, None)]
         return (old if get else OK), [(key, pack_record(value, expire_at))]
@@ -235,8 +294,9 @@ class KVStateMachine:
         return len(new), [(key, pack_record(new, unpack_record(record)[1] if record else 0))]
 
     def _expireat(
-        self, now: int, key: bytes, at_ms: int, cond: str
+        self, now: int, key: bytes, at: int | list[int], cond: str
     ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+        at_ms = _deadline(at, now)
         record = self.store.get_record(key)
         old = live_value(record, now)
         if old is None or record is None:
@@ -272,6 +332,11 @@ class KVStateMachine:
             if record is not None and live_value(record, now) is None:
                 writes.append((k, None))
         return len(writes), writes
+
+    def _tick(self, now: int) -> tuple[Any, list[Any]]:
+        # Only moves log_time (apply did that): keys with a deadline expire
+        # on every replica although nothing else is written.
+        return OK, []
 
     def _flushall(self, now: int) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
         # Deleting every key one by one would mean a scan here; the store
@@ -331,14 +396,28 @@ class KVStateMachine:
         return len(writes), writes
 
     def _install_at(
-        self, now: int, num: int, lo: int, hi: int, after: bytes | None, items: list[bytes]
+        self,
+        now: int,
+        num: int,
+        lo: int,
+        hi: int,
+        after: bytes | None,
+        items: list[bytes],
+        source_time: int = 0,
     ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
         """A chunk of a copy: applies only if it starts where the replicated
         copy position is (None: the first chunk, which replaces whatever an
         older copy left in the range). Returns the number of keys, or -1 if
-        the chunk does not fit (a deposed leader's, or a repeat)."""
+        the chunk does not fit (a deposed leader's, or a repeat).
+
+        ``source_time`` is the source group's ``log_time`` when it read the
+        chunk (after it froze the range): ours moves up to it, so a key the
+        source already judged expired is expired here too."""
         if not self.shards.chunk_fits(num, lo, hi, after):
             return -1, []
+        if source_time > self.log_time:
+            self.log_time = source_time
+            self.store.stage_meta(b"log_time", _STAMP.pack(source_time))
         if after is None:
             self.store.clear_slots(lo, hi)
         writes: list[tuple[bytes, bytes | None]] = [
@@ -366,3 +445,12 @@ class KVStateMachine:
         self.shards.notified(num, lo, hi)
         self._save_shards()
         return 1, []
+
+
+def _arity(fn: Any) -> tuple[int, int]:
+    """(required, total) arguments of a handler, after ``self`` and ``now``."""
+    params = list(inspect.signature(fn).parameters.values())[2:]
+    return sum(1 for p in params if p.default is p.empty), len(params)
+
+
+_ARITY = {op.name.lower(): _arity(getattr(KVStateMachine, "_" + op.name.lower())) for op in Op}

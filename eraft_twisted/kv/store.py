@@ -91,7 +91,10 @@ class KVStore:
         self.reactor = reactor
         self._staged: dict[bytes, bytes | None] = {}
         self._staged_meta: dict[bytes, bytes | None] = {}
+        self._deadlines: dict[bytes, int] = {}
+        """Key -> deadline of every key with a TTL (the expiry index)."""
         self._expiry: list[tuple[int, bytes]] = []
+        """A heap over ``_deadlines``, with stale entries dropped lazily."""
         self._clearing: list[tuple[int, int]] = []
         self._after_clear: dict[bytes, bytes | None] = {}
 
@@ -121,6 +124,10 @@ class KVStore:
         self._after_clear = {
             k: v for k, v in self._after_clear.items() if not lo <= key_hash_slot(k) <= hi
         }
+        self._deadlines = {
+            k: exp for k, exp in self._deadlines.items() if not lo <= key_hash_slot(k) <= hi
+        }
+        self._rebuild_expiry()
         self._clearing.append((lo, hi))
         d = self.storage.clear_data(lo, hi)
 
@@ -163,6 +170,7 @@ class KVStore:
     def reset(self) -> None:
         """Drop cached state after the data was replaced by a snapshot."""
         self._staged = {}
+        self._deadlines = {}
         self._expiry = []
 
     def pending_count(self) -> int:
@@ -243,48 +251,73 @@ class KVStore:
         )
 
     def track_expiry(self, writes: list[tuple[bytes, bytes | None]]) -> None:
-        """Remember the deadline of every key written with a TTL."""
+        """Keep the expiry index in step with applied writes (every replica
+        does, so a new leader can sweep at once). Its size is the number of
+        keys with a TTL, however often they are rewritten."""
+        deadlines = self._deadlines
         for k, rec in writes:
-            if rec is not None:
-                exp = unpack_record(rec)[1]
-                if exp:
-                    heapq.heappush(self._expiry, (exp, k))
+            exp = unpack_record(rec)[1] if rec is not None else 0
+            if not exp:
+                deadlines.pop(k, None)
+            elif deadlines.get(k) != exp:
+                deadlines[k] = exp
+                heapq.heappush(self._expiry, (exp, k))
+        if len(self._expiry) > 2 * len(deadlines) + 1024:
+            self._rebuild_expiry()
+
+    def _rebuild_expiry(self) -> None:
+        self._expiry = [(exp, k) for k, exp in self._deadlines.items()]
+        heapq.heapify(self._expiry)
+
+    def expiring_count(self) -> int:
+        """How many keys have a TTL."""
+        return len(self._deadlines)
 
     def load_expiry(self) -> defer.Deferred[int]:
-        """Fill the expiry heap from disk once, at start-up, in a thread."""
+        """Fill the expiry index from disk once, at start-up, in a thread."""
         snap, overlay = self._view()
 
-        def work() -> list[tuple[int, bytes]]:
+        def work() -> list[tuple[bytes, bytes]]:
             start, stop = layout.data_range(0, SLOTS - 1)
             found = []
             for dbk, rec in snap.iterator(start=start, stop=stop):
-                exp = unpack_record(rec)[1]
-                if exp:
-                    found.append((exp, layout.user_key(dbk)))
+                if unpack_record(rec)[1]:
+                    found.append((layout.user_key(dbk), rec))
             return found
 
-        def loaded(found: list[tuple[int, bytes]]) -> int:
-            for item in found:
-                heapq.heappush(self._expiry, item)
-            self.track_expiry([(k, v) for k, v in overlay.items()])
+        def loaded(found: list[tuple[bytes, bytes]]) -> int:
+            # Writes applied since the scan began are already in the index.
+            self.track_expiry(
+                [(k, rec) for k, rec in found if k not in overlay and k not in self._deadlines]
+            )
             return len(found)
 
         return self._in_thread(work, snap).addCallback(loaded)
 
     def expired_keys(self, now_ms: int, limit: int) -> list[bytes]:
-        """Up to ``limit`` keys whose TTL has passed (for the leader's sweeper).
-
-        Entries of keys rewritten since are dropped here: only a key whose
-        current record carries that very deadline is returned.
-        """
+        """Up to ``limit`` keys whose deadline is at or before ``now_ms`` (for
+        the leader's sweeper). They leave the heap, not the index:
+        :meth:`retrack` puts back those the sweep did not delete."""
         found: list[bytes] = []
         heap = self._expiry
         while heap and heap[0][0] <= now_ms and len(found) < limit:
             exp, k = heapq.heappop(heap)
+            if self._deadlines.get(k) != exp:
+                continue
             rec = self.get_record(k)
             if rec is not None and unpack_record(rec)[1] == exp:
                 found.append(k)
+            else:  # gone since the index learnt it (a start-up scan race)
+                del self._deadlines[k]
         return found
+
+    def retrack(self, keys: list[bytes]) -> None:
+        """Keys handed out by :meth:`expired_keys` that still have a deadline
+        go back into the heap."""
+        for k in keys:
+            exp = self._deadlines.get(k)
+            if exp is not None:
+                heapq.heappush(self._expiry, (exp, k))
 
     @staticmethod
     def _slot_keys(

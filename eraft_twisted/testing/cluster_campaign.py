@@ -4,8 +4,9 @@
 (3 meta nodes, two kv groups of 3 behind fault-injecting proxies, the
 router), writes some filler keys so migrations copy several chunks, then
 runs for ``seconds``: clients through the router and straight to the kv
-nodes (:class:`~.cluster_workload.ClusterWorkload`), two nemesis threads
-(process faults on every kind of process; partitions inside kv groups) and
+nodes (:class:`~.cluster_workload.ClusterWorkload`), three nemesis threads
+(process faults on every kind of process; partitions inside kv groups;
+clock skew of any process, through libfaketime) and
 a mover moving slot ranges between the groups all along
 (:mod:`.cluster_nemesis`). Then it heals everything, restarts whatever is
 down, waits until no migration is in flight, reads every key back through
@@ -15,6 +16,7 @@ the router, and checks:
   write answered ``-MOVED``/``-TRYAGAIN``/``-CLUSTERDOWN`` must not appear);
 * every counter between its acknowledged and acknowledged + unknown INCRs;
 * every TTL key still carries its TTL;
+* once any read saw an expiring key expired, no later read returned it;
 * every filler key still holds its value;
 * the three nodes of each group serve the same keys and values;
 * every process came back after its faults and none exited on its own.
@@ -37,7 +39,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cluster_nemesis import FAULTS, NETWORK_FAULTS, ClusterNemesis, EventLog, Mover
+from .clockskew import libfaketime
+from .cluster_nemesis import (
+    CLOCK_FAULTS,
+    FAULTS,
+    NETWORK_FAULTS,
+    ClusterNemesis,
+    EventLog,
+    Mover,
+)
 from .cluster_procs import KV_ARGS, ShardedCluster
 from .cluster_workload import ClusterWorkload, send
 from .linearizability import History, Result, check
@@ -269,18 +279,29 @@ def run_cluster_campaign(
     seed = random.randrange(2**32) if seed is None else seed
     rng = random.Random(seed)
     fault_list = list(faults)
+    if "skew" in fault_list and libfaketime() is None:
+        out("libfaketime is not installed (Debian package faketime): no clock skew")
+        fault_list.remove("skew")
     log = EventLog()
-    cluster = ShardedCluster(kv_args=kv_args or KV_ARGS)
+    cluster = ShardedCluster(kv_args=kv_args or KV_ARGS, skew="skew" in fault_list)
     if on_cluster is not None:
         on_cluster(cluster)
     history = History()
     network = [f for f in fault_list if f in NETWORK_FAULTS]
-    process = [f for f in fault_list if f not in NETWORK_FAULTS]
+    clock = [f for f in fault_list if f in CLOCK_FAULTS]
+    process = [f for f in fault_list if f not in NETWORK_FAULTS + CLOCK_FAULTS]
     nemeses = [
         ClusterNemesis(
-            cluster, g, random.Random(rng.random()), log, interval, duration, name=f"nemesis-{i}"
+            cluster,
+            g,
+            random.Random(rng.random()),
+            log,
+            # A clock step is rarer than a crash: NTP steps now and then.
+            interval if g is not clock else (interval[0] * 3, interval[1] * 3),
+            duration,
+            name=f"nemesis-{i}",
         )
-        for i, g in enumerate((process, network))
+        for i, g in enumerate((process, network, clock))
         if g
     ]
     mover = Mover(cluster, random.Random(rng.random()), log)
@@ -328,6 +349,9 @@ def run_cluster_campaign(
             problems.append(f"only {reads} of {len(workload.all_keys())} keys could be read back")
         problems += workload.counter_problems()
         problems += workload.ttl_problems()
+        problems += workload.expiring.problems()
+        written, alive, expired = workload.expiring.counts()
+        log.note(f"expiring keys: {written} written, read {alive}x alive, {expired}x expired")
         problems += check_filler(cluster, filled)
         problems += check_replicas(cluster)
         log.note("replicas compared")

@@ -15,10 +15,14 @@
   node (often the leader) cut off from the others, dropping or resetting,
   both ways or one way;
 * ``transfer``: ``RAFT.TRANSFER_LEADER`` on a kv node (quick, not held);
-* ``snapshot``: ``RAFT.SNAPSHOT`` on a kv node (quick, not held).
+* ``snapshot``: ``RAFT.SNAPSHOT`` on a kv node (quick, not held);
+* ``skew``: move one process's clock (libfaketime, so the cluster must be
+  built with ``skew``) to a random offset within ``MAX_SKEW`` seconds
+  ahead or behind; it stays there until another skew moves it, or the
+  final heal.
 
-Process faults and partitions come from two nemesis threads, so they
-overlap. :class:`Mover` moves random slot ranges between the groups through
+Process faults, partitions and clock skews come from three nemesis
+threads, so they overlap. :class:`Mover` moves random slot ranges between the groups through
 the meta admin API without pause, so migrations are always in flight.
 
 Every random choice is drawn from the seeded generator whatever the
@@ -39,11 +43,23 @@ from typing import Any
 from .cluster_procs import ShardedCluster
 from .nemesis import JepsenCluster, NodeProcess, raw_command
 
-__all__ = ["PROCESS_FAULTS", "NETWORK_FAULTS", "FAULTS", "ClusterNemesis", "Mover", "EventLog"]
+__all__ = [
+    "PROCESS_FAULTS",
+    "NETWORK_FAULTS",
+    "CLOCK_FAULTS",
+    "FAULTS",
+    "ClusterNemesis",
+    "Mover",
+    "EventLog",
+]
 
 PROCESS_FAULTS = ("kill", "term", "copykill", "pause", "transfer", "snapshot")
 NETWORK_FAULTS = ("partition",)
-FAULTS = PROCESS_FAULTS + NETWORK_FAULTS
+CLOCK_FAULTS = ("skew",)
+FAULTS = PROCESS_FAULTS + NETWORK_FAULTS + CLOCK_FAULTS
+
+MAX_SKEW = 5.0
+"""Seconds a process's clock may be moved ahead of or behind real time."""
 
 # Whose process a process fault hits, with weights.
 # "kv-migrating": the leader of a group copying a range in, or of the group
@@ -316,6 +332,17 @@ class ClusterNemesis:
         except OSError as e:
             reply = str(e).encode()
         self.log.note(f"snapshot on g{gid}n{k}: {reply[:60]!r}")
+
+    # -- clock faults ------------------------------------------------------------------
+    def _skew(self) -> None:
+        clocks = self.cluster.clocks
+        name = self.rng.choice(sorted(clocks)) if clocks else None
+        offset = round(self.rng.uniform(-MAX_SKEW, MAX_SKEW), 3)
+        if name is None:
+            self.log.note("skew: the cluster runs on real clocks; skipped")
+            return
+        clocks[name].set(offset)
+        self.log.note(f"skew: {name}'s clock moved to {offset:+.3f}s")
 
     # -- network faults ----------------------------------------------------------------
     def _partition(self) -> Callable[[], None]:

@@ -8,6 +8,8 @@ on 127.0.0.1 in one temporary directory. Every process can be killed
 (``kill -9`` or SIGTERM), paused and restarted on its own data; the meta
 group's peer links go through a proxy as well. The meta
 group's HTTP admin API moves slot ranges, the way ``eraftctl move`` does.
+With ``skew``, every process runs under libfaketime with a clock of its own
+that the nemesis moves (:mod:`.clockskew`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,16 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from .nemesis import TWISTD, JepsenCluster, NodeProcess, ProxyNet, free_ports, twistd_argv
+from .clockskew import SkewedClock
+from .nemesis import (
+    TWISTD,
+    JepsenCluster,
+    NodeProcess,
+    ProxyNet,
+    free_ports,
+    twistd_argv,
+    twistd_env,
+)
 
 
 def admin_call(
@@ -114,6 +125,7 @@ class ShardedCluster:
         kv_args: list[str] | None = None,
         meta_args: list[str] | None = None,
         router_args: list[str] | None = None,
+        skew: bool = False,
     ) -> None:
         self.dir = directory or tempfile.mkdtemp(prefix="eraft-jepsen-cluster-")
         ports = free_ports(7)
@@ -151,6 +163,13 @@ class ShardedCluster:
         )
         self._admin_next = 0
         self.closed = False
+        self.clocks: dict[str, SkewedClock] = {}
+        """Each process's clock, by label, when built with ``skew``."""
+        if skew:
+            for name, p in self.processes():
+                clock = SkewedClock(os.path.join(self.dir, f"clock-{name}"))
+                p.env = clock.env(twistd_env())
+                self.clocks[name] = clock
 
     def _make_groups(self, groups: int, kv_args: list[str] | None) -> None:
         for gid in range(1, groups + 1):
@@ -223,6 +242,8 @@ class ShardedCluster:
         one; the labels of processes that did not come back."""
         for net in self.nets():
             net.heal()
+        for clock in self.clocks.values():
+            clock.set(0.0)
         for _, p in self.processes():
             if p.paused:
                 p.resume()

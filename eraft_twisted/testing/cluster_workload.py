@@ -11,7 +11,10 @@ operation is recorded in one :class:`~.linearizability.History`:
 * counters: keys only ever ``INCR``-ed (and read); at the end each must lie
   between its acknowledged increments and those plus the unknown ones;
 * TTL keys: only ever written with ``PX``; at the end each must still
-  carry a TTL (one lost in a migration or a snapshot shows as ``-1``).
+  carry a TTL (one lost in a migration or a snapshot shows as ``-1``);
+* expiring keys: each written once with a short ``PX`` and then read on
+  every kind of connection while it expires; once a read saw it expired no
+  later read may return it (:mod:`.expiry_check`).
 
 Outcomes are strict: ``-MOVED``, ``-TRYAGAIN``, ``-CLUSTERDOWN`` and
 ``-CROSSSLOT`` mean "certainly not applied" (``fail``); ``-TIMEOUT``, a
@@ -31,6 +34,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from .expiry_check import ExpiryRecorder
 from .linearizability import History
 from .nemesis import KeySpace, _connection
 
@@ -43,7 +47,9 @@ TTL_MS = 3_600_000
 """TTL of the TTL writes: nothing expires during a campaign."""
 
 # (category, weight) and, per category, (operation, weight)
-CATEGORIES = (("main", 6), ("counter", 2), ("ttl", 2))
+CATEGORIES = (("main", 6), ("counter", 2), ("ttl", 2), ("expiring", 2))
+EXPIRING_PX = (300, 3000)
+"""TTLs (ms) of the expiring keys: they expire during the run."""
 MIXES = {
     "main": (("read", 4), ("write", 2), ("ttl-write", 1), ("increment", 2), ("delete", 1)),
     "counter": (("increment", 4), ("read", 1)),
@@ -117,6 +123,7 @@ class ClusterWorkload:
         self.threads: list[threading.Thread] = []
         self.errors: Counter[str] = Counter()
         self.redirects = 0
+        self.expiring = ExpiryRecorder()
 
     # -- running -----------------------------------------------------------------------
     def start(self) -> None:
@@ -155,6 +162,11 @@ class ClusterWorkload:
                 self._stop.wait(0.05)
                 continue
             cat = rng.choice(categories)
+            if cat == "expiring":
+                if not self._expiring(conns, port, rng, follow=kind == "direct"):
+                    self._drop(conns, port)
+                    port = rng.choice(ports)
+                continue
             op = rng.choice(mixes[cat])
             key = self.spaces[cat].pick()
             if not self.one(conns, port, c, op, key, follow=kind == "direct")[0]:
@@ -208,29 +220,10 @@ class ClusterWorkload:
         else:
             oid = h.invoke(c, "delete", key)
             args = ("DEL", key)
-        used = port
-        reply = send(conns[port], args)
-        if follow and reply.code == "MOVED":
-            # "-MOVED <slot> <host:port>": not applied here; try the owner once.
-            with self._lock:
-                self.redirects += 1
-            target = int(reply.text.split()[-1].rpartition(":")[2])
-            conn = None
-            for used in self._group_of(target):  # the one named first, then its peers
-                conn = self._connect(conns, used)
-                if conn is not None:
-                    break
-            if conn is None:
-                self.errors[f"{op} -MOVED to a group refusing connections"] += 1
-                h.fail(oid)  # never sent anywhere that could apply it
-                return True, oid
-            reply = send(conn, args)
-        tries = 0
-        while follow and reply.code == "TRYAGAIN" and tries < 3 and not self._stop.is_set():
-            # The slot is mid-migration: not applied; ask again shortly.
-            tries += 1
-            time.sleep(0.05 * tries)
-            reply = send(conns[used], args)
+        reply, used = self._exchange(conns, port, args, follow, op)
+        if reply is None:
+            h.fail(oid)  # never sent anywhere that could apply it
+            return True, oid
         if reply.lost:
             self.errors[f"{op} {reply.text}"] += 1
             h.info(oid)
@@ -249,6 +242,59 @@ class ClusterWorkload:
             return True, oid
         h.ok(oid, reply.value)
         return True, oid
+
+    def _exchange(
+        self, conns: dict[int, Any], port: int, args: tuple[Any, ...], follow: bool, op: str
+    ) -> tuple[_Reply | None, int]:
+        """Send ``args`` on ``port``; a direct client follows one ``-MOVED``
+        and retries ``-TRYAGAIN`` (neither was applied). (reply, port that
+        answered); reply None: the owner refused connections, nothing sent."""
+        used = port
+        reply = send(conns[port], args)
+        if follow and reply.code == "MOVED":
+            # "-MOVED <slot> <host:port>": not applied here; try the owner once.
+            with self._lock:
+                self.redirects += 1
+            target = int(reply.text.split()[-1].rpartition(":")[2])
+            conn = None
+            for used in self._group_of(target):  # the one named first, then its peers
+                conn = self._connect(conns, used)
+                if conn is not None:
+                    break
+            if conn is None:
+                self.errors[f"{op} -MOVED to a group refusing connections"] += 1
+                return None, used
+            reply = send(conn, args)
+        tries = 0
+        while follow and reply.code == "TRYAGAIN" and tries < 3 and not self._stop.is_set():
+            # The slot is mid-migration: not applied; ask again shortly.
+            tries += 1
+            time.sleep(0.05 * tries)
+            reply = send(conns[used], args)
+        return reply, used
+
+    def _expiring(self, conns: dict[int, Any], port: int, rng: random.Random, follow: bool) -> bool:
+        """Write a new expiring key, or read a live one; False: drop the
+        connection (it failed or timed out)."""
+        rec = self.expiring
+        key = rec.new_key() if rng.random() < 0.3 else None
+        if key is not None:
+            value = self._value()
+            ttl = rng.randint(*EXPIRING_PX)
+            reply, used = self._exchange(conns, port, ("SET", key, value, "PX", ttl), follow, "px")
+            if reply is not None and not reply.error:
+                rec.written(key, value, ttl, time.monotonic())
+            return reply is not None and not reply.lost and reply.code not in ("TIMEOUT",)
+        key = rec.pick(rng.random())
+        if key is None:
+            return True
+        invoked = time.monotonic()
+        reply, used = self._exchange(conns, port, ("GET", key), follow, "expiring read")
+        if reply is None or reply.error:
+            return reply is not None and not reply.lost and reply.code not in ("TIMEOUT",)
+        where = "the router" if used == self.cluster.router.resp_port else f"port {used}"
+        rec.read(key, invoked, time.monotonic(), reply.value, where)
+        return True
 
     # -- the end -------------------------------------------------------------------------
     def all_keys(self) -> list[str]:

@@ -473,6 +473,8 @@ class NodeProcess:
         self.paused = False
         self.starts = 0
         self.join = False  # rejoined after a removal: start with --join from now on
+        self.env: dict[str, str] | None = None
+        """The process's environment (default :func:`twistd_env`; e.g. a skewed clock)."""
 
     def argv(self) -> list[str]:
         return twistd_argv(
@@ -495,7 +497,7 @@ class NodeProcess:
         with open(self.log_path + ".stderr", "ab") as stderr:
             self.proc = subprocess.Popen(
                 self.argv(),
-                env=twistd_env(),
+                env=self.env or twistd_env(),
                 cwd=os.path.dirname(self.data),
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import msgpack
 from twisted.trial import unittest
 
 from eraft_twisted.kv.statemachine import (
     KEEPTTL,
     OK,
+    ApplyError,
     KVStateMachine,
     Op,
     SetCond,
     encode_op,
     live_value,
     parse_int,
+    relative,
+    stamp_op,
     unpack_record,
 )
 from eraft_twisted.kv.store import glob_to_regex
@@ -25,6 +29,9 @@ class DictStore:
 
     def get_record(self, key: bytes) -> bytes | None:
         return self.data.get(key)
+
+    def meta_items(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        return [(k, v) for k, v in self.meta.items() if k.startswith(prefix) and v is not None]
 
     def clear_all(self) -> None:
         self.data.clear()
@@ -123,6 +130,63 @@ class StateMachineTests(unittest.TestCase):
         self.assertEqual(self.apply(Op.MEMBER, 0, 2, "127.0.0.1:6381"), OK)
         self.assertEqual(self.sm.resp_addresses, {2: "127.0.0.1:6381"})
         self.assertEqual(self.store.meta, {b"resp:2": b"127.0.0.1:6381"})
+
+
+class LogTimeTests(StateMachineTests):
+    """Expiry by the log's time: the largest leader stamp applied so far."""
+
+    def test_log_time_never_goes_back(self) -> None:
+        self.apply(Op.SET, 5000, b"a", b"v", 0, 0, False)
+        # An entry stamped by a leader whose clock is behind.
+        self.apply(Op.SET, 3000, b"b", b"v", relative(1000), 0, False)
+        self.assertEqual(self.sm.log_time, 5000)
+        self.assertEqual(unpack_record(self.store.data[b"b"])[1], 6000)
+
+    def test_relative_ttls_count_from_the_entry_time(self) -> None:
+        self.apply(Op.SET, 10_000, b"k", b"v", relative(2500), 0, False)
+        self.assertEqual(unpack_record(self.store.data[b"k"])[1], 12_500)
+        self.assertEqual(self.apply(Op.EXPIREAT, 11_000, b"k", relative(100), ""), 1)
+        self.assertEqual(unpack_record(self.store.data[b"k"])[1], 11_100)
+        self.assertEqual(self.apply(Op.EXPIREAT, 11_000, b"k", relative(-1), ""), 1)
+        self.assertNotIn(b"k", self.store.data)
+
+    def test_a_tick_expires_keys_everywhere(self) -> None:
+        self.apply(Op.SET, 1000, b"k", b"v", relative(500), 0, False)
+        self.apply(Op.TICK, 1400)
+        self.assertEqual(self.value(b"k", self.sm.log_time), b"v")
+        self.apply(Op.TICK, 1500)
+        self.assertIsNone(self.value(b"k", self.sm.log_time))
+
+    def test_log_time_is_replicated_state(self) -> None:
+        self.apply(Op.TICK, 7777)
+        fresh = KVStateMachine(self.store)
+        fresh.load_time()
+        self.assertEqual(fresh.log_time, 7777)
+
+    def test_stamp_replaces_the_time_only(self) -> None:
+        data = encode_op(Op.SET, 5, b"k", b"v" * 300, relative(10), 0, False)
+        stamped = stamp_op(data, 123_456_789)
+        self.assertEqual(
+            msgpack.unpackb(stamped), [1, 123_456_789, b"k", b"v" * 300, [10], 0, False]
+        )
+        # An operation written by an older version (smallest int encoding).
+        old = msgpack.packb([1, 5, b"k", b"v", 0, 0, False])
+        self.assertEqual(msgpack.unpackb(stamp_op(old, 99))[:2], [1, 99])
+        self.assertEqual(stamp_op(b"\xc1", 99), b"\xc1")
+
+    def test_an_exception_inside_apply_stops_the_node(self) -> None:
+        """A bug while applying must not be skipped (the other replicas may
+        not hit it): fail-stop, unlike a malformed entry, which is answered
+        with an error on every replica."""
+
+        def broken(key: bytes) -> bytes | None:
+            raise KeyError(key)
+
+        self.store.get_record = broken  # type: ignore[method-assign]
+        with self.assertRaises(ApplyError):
+            self.sm.apply(encode_op(Op.INCRBY, 0, b"k", 1))
+        result, writes = self.sm.apply(encode_op(Op.INCRBY, 0, b"k"))
+        self.assertEqual((result, writes), ({"err": "ERR malformed operation"}, []))
 
 
 class HelpersTests(unittest.TestCase):

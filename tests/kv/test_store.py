@@ -93,6 +93,36 @@ class StoreTests(_Applying):
         self.assertEqual(self.successResultOf(fresh.load_expiry()), 1)
         self.assertEqual(fresh.expired_keys(200, 10), [b"x"])
 
+    def test_expiry_index_is_bounded_by_keys_with_a_ttl(self) -> None:
+        """A follower never sweeps; rewriting the same keys with new TTLs, or
+        dropping them, must not grow the index (it grew by one per write)."""
+        self.storage.persist([Entry(1, i) for i in range(200, 6300)])
+        for round_ in range(60):
+            self.apply(
+                *[
+                    encode_op(Op.SET, 0, b"k%d" % i, b"v", 10_000 + round_, 0, False)
+                    for i in range(100)
+                ]
+            )
+        self.assertEqual(self.store.expiring_count(), 100)
+        self.assertLessEqual(len(self.store._expiry), 2 * 100 + 1024)
+        self.apply(encode_op(Op.DEL, 0, [b"k%d" % i for i in range(50)]))
+        self.apply(encode_op(Op.PERSIST, 0, b"k60"))
+        self.assertEqual(self.store.expiring_count(), 49)
+        self.apply(encode_op(Op.FLUSHALL, 0))
+        self.assertEqual(self.store.expiring_count(), 0)
+        self.assertEqual(self.store.expired_keys(2**62, 1000), [])
+
+    def test_sweep_keys_not_deleted_are_looked_at_again(self) -> None:
+        self.apply(encode_op(Op.SET, 0, b"a", b"1", 100, 0, False))
+        self.assertEqual(self.store.expired_keys(150, 10), [b"a"])
+        self.store.retrack([b"a"])  # e.g. the sweep's proposal timed out
+        self.assertEqual(self.store.expired_keys(150, 10), [b"a"])
+        self.apply(encode_op(Op.EXPIRE_SWEEP, 150, [b"a"]))
+        self.store.retrack([b"a"])
+        self.assertEqual(self.store.expiring_count(), 0)
+        self.assertEqual(self.store.expired_keys(150, 10), [])
+
     def test_flushall_clears_on_disk_and_keeps_later_writes(self) -> None:
         self.apply(encode_op(Op.MSET, 0, [b"a", b"1", b"b", b"2"]))
         results = self.apply(

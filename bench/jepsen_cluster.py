@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     ops = moves = runs = bad = 0
+    expiring = [0, 0, 0]
     outcomes: Counter[str] = Counter()
     counts: Counter[str] = Counter()
     check_time = 0.0
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         runs += 1
         ops += r.operations
         moves += r.moves
+        expiring = [a + b for a, b in zip(expiring, r.expiring, strict=True)]
         outcomes.update(r.outcomes)
         counts.update(r.faults)
         check_time += r.check.elapsed
@@ -97,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"jepsen cluster campaign: {runs} runs, {args.seconds:.0f}s of faults, {ops} operations "
         f"({', '.join(f'{v} {k}' for k, v in sorted(outcomes.items()))}), "
-        f"{sum(counts.values())} faults ({summary}), {moves} range moves completed; "
-        f"result: {verdict}; checker {check_time:.1f}s; wall {time.monotonic() - t0:.0f}s "
+        f"{sum(counts.values())} faults ({summary}), {moves} range moves completed, "
+        f"{expiring[0]} keys expired under reads ({expiring[1]} reads saw them alive, "
+        f"{expiring[2]} expired); result: {verdict}; checker {check_time:.1f}s; wall {time.monotonic() - t0:.0f}s "
         f"[seeds {seed}..{seed + runs - 1}]"
     )
     return 1 if bad else 0

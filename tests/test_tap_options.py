@@ -154,6 +154,8 @@ class SnapshotBytesOptionsTests(OptionsCase):
             self.assertEqual((err, opts["snapshot-bytes"], opts["snapshot-entries"]), ("", 0, 0))
             opts, err = self.parse("--snapshot-bytes", "1048576")
             self.assertEqual(RaftGroupServer.group_options(opts)["snapshot_bytes"], 1048576)
+            opts, err = self.parse("--group-token", "prod-eu-1")
+            self.assertEqual(RaftGroupServer.group_options(opts)["group_token"], "prod-eu-1")
             self.assert_errors(
                 [
                     (["--snapshot-bytes", "-1"], "--snapshot-bytes must be between 0 and"),

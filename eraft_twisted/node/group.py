@@ -55,6 +55,7 @@ class RaftGroupServer(MultiService):
         snapshot_bytes: int = 64 << 20,
         join: bool = False,
         shard_group: int | None = None,
+        group_token: str = "",
     ) -> None:
         super().__init__()
         if reactor is None:
@@ -74,6 +75,7 @@ class RaftGroupServer(MultiService):
         self.snapshot_bytes = snapshot_bytes
         self.join = join
         self.shard_group = shard_group
+        self.group_token = group_token
         self.identity: Any = None
         self.storage: Any = None
         self.app: Any = None
@@ -93,6 +95,7 @@ class RaftGroupServer(MultiService):
             "timeout": options["timeout"],
             "snapshot_entries": options["snapshot-entries"],
             "snapshot_bytes": options["snapshot-bytes"],
+            "group_token": options["group-token"],
         }
 
     # -- hooks -------------------------------------------------------------
@@ -132,7 +135,7 @@ class RaftGroupServer(MultiService):
                 self.storage,
                 self.kind,
                 self.node_id,
-                self.peers,
+                [f"token:{self.group_token}"] if self.group_token else self.peers,
                 join=self.join,
                 shard_group=self.shard_group,
             )

@@ -847,7 +847,12 @@ class LevelDBStorage:
         ``layout.IDENTITY_KEY``; read it with :meth:`get_raw`. Snapshots
         never carry it."""
         raft_keys = (HARD_STATE_KEY, CONF_STATE_KEY, SNAPSHOT_KEY, APPLIED_KEY)
-        if key[:1] != VERSION_KEY[:1] or key in (*raft_keys, INSTALL_KEY, VERSION_KEY, LOG_START_KEY):
+        if key[:1] != VERSION_KEY[:1] or key in (
+            *raft_keys,
+            INSTALL_KEY,
+            VERSION_KEY,
+            LOG_START_KEY,
+        ):
             raise ValueError(f"put_local may not write {key!r}")
         return self._submit([(key, value)], True)
 

@@ -186,6 +186,14 @@ def raft_group_parameters(data: str, peers: str, timeout_help: str) -> list[list
             str(64 * 1024 * 1024),
             "Also snapshot once the log since the last snapshot exceeds N bytes (0: never).",
         ],
+        [
+            "group-token",
+            None,
+            "",
+            "Derive the group's id at bootstrap from this text instead of --peers "
+            "(the same on every member; for members that reach each other by "
+            "different addresses).",
+        ],
         ["config", None, None, "Read options from this file (command line wins)."],
     ]
 

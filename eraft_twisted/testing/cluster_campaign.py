@@ -75,6 +75,8 @@ class ClusterCampaignResult:
     redirects: int = 0
     kept: str | None = None
     log: list[str] = field(default_factory=list)
+    expiring: tuple[int, int, int] = (0, 0, 0)
+    """Expiring keys written, reads that saw one alive, reads that saw it expired."""
 
     def verdict(self) -> str:
         if self.check.unknown:
@@ -91,7 +93,9 @@ class ClusterCampaignResult:
         text = (
             f"jepsen cluster: {self.operations} operations ({outcomes}) in {self.seconds:.0f}s; "
             f"{sum(self.faults.values())} faults ({faults}); {self.moves} range moves "
-            f"({self.moves_seen} seen complete under faults); result: {self.verdict()}; "
+            f"({self.moves_seen} seen complete under faults); {self.expiring[0]} keys expired "
+            f"under reads ({self.expiring[1]} reads alive, {self.expiring[2]} expired); "
+            f"result: {self.verdict()}; "
             f"checked in {self.check.elapsed:.2f}s, wall {self.wall:.0f}s [seed {self.seed}]"
         )
         if self.kept:
@@ -228,7 +232,8 @@ class _Watchdog:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():  # not started if the cluster never came up
+            self._thread.join(timeout=10)
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
@@ -392,6 +397,7 @@ def run_cluster_campaign(
         errors=dict(workload.errors),
         redirects=workload.redirects,
         log=log.lines,
+        expiring=workload.expiring.counts(),
     )
     if not campaign.ok or keep_always:
         replay = (

@@ -145,7 +145,8 @@ class ShardedCluster:
                 ],
                 self.admin_ports[i],
                 meta_dir,
-                meta_args or META_ARGS,
+                # Their --peers lists differ (proxies): one token, one cluster id.
+                [*(meta_args or META_ARGS), "--group-token", f"meta-{ports[0]}"],
             )
             for i in range(3)
         ]

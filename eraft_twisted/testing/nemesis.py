@@ -613,14 +613,17 @@ class JepsenCluster:
         real = [f"127.0.0.1:{p}" for p in ports[:n]]
         self.net = ProxyNet(n, real, os.path.join(self.dir, "proxy.log")) if proxies else None
         self.nodes: list[NodeProcess] = []
+        args = extra or ["--tick-ms", "50"]
+        if self.net is not None:
+            # Each node reaches the others through its own proxies, so their
+            # --peers lists differ: one token gives them one group id.
+            args = [*args, "--group-token", f"jepsen-{ports[0]}"]
         for i in range(n):
             if self.net is not None:
                 peers = [real[i] if j == i else self.net.address(i, j) for j in range(n)]
             else:
                 peers = real
-            self.nodes.append(
-                NodeProcess(i, peers, ports[n + i], self.dir, extra or ["--tick-ms", "50"])
-            )
+            self.nodes.append(NodeProcess(i, peers, ports[n + i], self.dir, args))
 
     def start(self) -> JepsenCluster:
         for node in self.nodes:

@@ -143,9 +143,7 @@ class ShardDriverTests(unittest.TestCase):
         # The next step resumes from the replicated copy position.
         self.pool.call = real_call  # type: ignore[method-assign]
         self.driver.step()
-        self.assertEqual(
-            self.ops(), [Op.INSTALL_AT, Op.INSTALL_AT, Op.INSTALL_DONE, Op.NOTIFIED]
-        )
+        self.assertEqual(self.ops(), [Op.INSTALL_AT, Op.INSTALL_AT, Op.INSTALL_DONE, Op.NOTIFIED])
         self.assertEqual(self.node.proposed[1][5], b"k1")  # after the first chunk's last key
         self.assertEqual(self.node.store.get_record(b"k1"), b"r1")
         self.assertEqual(self.node.store.get_record(b"k2"), b"r2")

@@ -34,7 +34,7 @@ Handler = Callable[[Any, list[bytes]], Any]
 MAX_TTL_MS = 2**62
 """Larger times are refused, as Redis refuses ones that overflow."""
 
-TICK_MS = 200
+TICK_MS = 100
 """How far the log's time may lag the leader's clock while keys have
 deadlines before the leader proposes a bare time entry."""
 

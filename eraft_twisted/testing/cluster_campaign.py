@@ -181,21 +181,31 @@ def _node_state(port: int, timeout: float) -> dict[bytes, bytes | None]:
 
 
 def check_replicas(cluster: ShardedCluster, timeout: float = 60.0) -> list[str]:
-    """The nodes of each group serve the same keys with the same values
-    (once settled, with no writes going on): replicas did not diverge."""
+    """The nodes of each group serve the same keys with the same values:
+    replicas did not diverge. Compared again while they differ, up to
+    ``timeout``: a write whose client gave up may still commit after the
+    heal (its outcome was unknown), and a node whose clock was stepped back
+    lags for that long; a real divergence never goes away."""
+    deadline = time.monotonic() + timeout
+    while True:
+        problems = _replica_differences(cluster, deadline)
+        if not problems or time.monotonic() > deadline:
+            return problems
+        time.sleep(1.0)
+
+
+def _replica_differences(cluster: ShardedCluster, deadline: float) -> list[str]:
     problems = []
     for gid, group in cluster.groups.items():
         states: list[dict[bytes, bytes | None]] = []
         for node in group.nodes:
-            deadline = time.monotonic() + timeout
             while True:
                 try:
                     states.append(_node_state(node.resp_port, 10.0))
                     break
                 except Exception as e:
                     if time.monotonic() > deadline:
-                        problems.append(f"g{gid}n{node.node_id} cannot be read: {e}")
-                        return problems
+                        return [f"g{gid}n{node.node_id} cannot be read: {e}"]
                     time.sleep(0.5)
         for i in range(1, len(states)):
             a, b = states[0], states[i]

@@ -61,6 +61,22 @@ class ThreeNodeGroupTests(unittest.TestCase):
             c = node.client()
             self.assertEqual(c.mget([f"ctr:{i}" for i in range(3)]), [b"1", b"1", b"1"])
 
+    def test_keys_expire_on_time_as_in_redis(self) -> None:
+        """A short TTL expires about when it says, on every node (the leader
+        looks every 50 ms and writes a time entry when idle), and TTL counts
+        down with nothing else written, as a client of Redis expects."""
+        c = self.cluster.nodes[1].client()
+        self.assertTrue(c.set("short", "v", px=100))
+        self.assertTrue(c.set("ten", "v", ex=10))
+        time.sleep(0.4)
+        for node in self.cluster.nodes:
+            self.assertIsNone(node.client().get("short"))
+        time.sleep(0.8)
+        for node in self.cluster.nodes:
+            pttl = node.client().pttl("ten")
+            self.assertTrue(8300 <= pttl <= 9000, f"PTTL {pttl} on node {node.node_id}")
+        self.assertEqual(c.info("keyspace")["db0"]["expires"], 1)
+
     def test_cluster_commands_and_cluster_clients(self) -> None:
         from redis.cluster import ClusterNode, RedisCluster
 

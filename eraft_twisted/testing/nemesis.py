@@ -318,16 +318,40 @@ def proxy_main() -> None:
 # =====================================================================
 
 
+def _ephemeral_low() -> int:
+    """The first port the kernel hands out for outgoing connections."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_handed_out: set[int] = set()
+
+
 def free_ports(n: int) -> list[int]:
-    """``n`` distinct TCP ports free on 127.0.0.1 right now."""
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
+    """``n`` distinct TCP ports free on 127.0.0.1 right now, below the
+    kernel's ephemeral range: a port the kernel picked for us (bind to 0)
+    can be taken by any outgoing connection (a proxy's, a client's) before
+    the process that is to listen on it starts. None is handed out twice
+    by this process while others remain."""
+    low, high = 15000, max(16000, _ephemeral_low())
+    rng = random.SystemRandom()
+    ports: list[int] = []
+    tries = 0
+    while len(ports) < n:
+        tries += 1
+        port = rng.randrange(low, high)
+        if port in ports or (port in _handed_out and tries < 50 * n):
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+    _handed_out.update(ports)
     return ports
 
 

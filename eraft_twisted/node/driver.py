@@ -9,7 +9,6 @@ reads when the core says they are committed or safe.
 
 from __future__ import annotations
 
-import itertools
 import random
 from collections import deque
 from collections.abc import Callable
@@ -47,6 +46,7 @@ from ..rpc.commands import (
     TransferLeader,
 )
 from ..storage.leveldb import StorageError
+from .reads import ReadQueue
 from .snapshots import SnapshotReceiver, SnapshotSender
 
 log = Logger()
@@ -107,14 +107,6 @@ class Transport(Protocol):
     def remove_peer(self, nid: int) -> None: ...
 
 
-class _Read:
-    __slots__ = ("fn", "d")
-
-    def __init__(self, fn: Callable[[], Any], d: defer.Deferred[Any]) -> None:
-        self.fn = fn
-        self.d = d
-
-
 class RaftNode(Service):
     """Drives one member of a Raft group on the reactor."""
 
@@ -159,10 +151,7 @@ class RaftNode(Service):
         self._busy = False
         self._scheduled: Any = None
         self._pending: dict[int, tuple[int, defer.Deferred[Any]]] = {}
-        self._unassigned: list[_Read] = []
-        self._batches: dict[bytes, tuple[float, list[_Read]]] = {}
-        self._indexed: list[tuple[int, list[_Read]]] = []
-        self._ctx_counter = itertools.count(1)
+        self.reads = ReadQueue(node_id, clock)
         self._leader_waiters: list[defer.Deferred[None]] = []
         self._deadlines: deque[tuple[float, defer.Deferred[Any]]] = deque()
         self._stopped = False
@@ -206,11 +195,7 @@ class RaftNode(Service):
         self._fail_pending(
             lambda index: True, "node is shutting down; the write may have been applied"
         )
-        err = RaftUnavailable("node is shutting down")
-        for r in self._all_reads():
-            if not r.d.called:
-                r.d.errback(err)
-        self._unassigned, self._batches, self._indexed = [], {}, []
+        self.reads.fail_all(RaftUnavailable("node is shutting down"))
         return self._ready_done if self._ready_done is not None else defer.succeed(None)
 
     # -- inputs --------------------------------------------------------
@@ -222,7 +207,7 @@ class RaftNode(Service):
                 self._lost_data()
                 return
         self._expire_requests()
-        self._reissue_reads(self.tick_interval * self.config.election_tick)
+        self.reads.reissue(self.tick_interval * self.config.election_tick)
         self._schedule()
 
     def receive_messages(self, msgs: list[Message]) -> None:
@@ -555,64 +540,18 @@ class RaftNode(Service):
     # -- linearizable reads ----------------------------------------------
     def read(self, fn: Callable[[], Any]) -> defer.Deferred[Any]:
         """Run ``fn`` once it is linearizable (ReadIndex), on leader or follower."""
-        d: defer.Deferred[Any] = defer.Deferred()
-        self._unassigned.append(_Read(fn, d))
+        d = self.reads.add(fn)
         self.stats["reads"] += 1
         self._schedule()
         return self._with_timeout(d, "read")
 
     def _issue_read_index(self) -> None:
-        """One ReadIndex request for every read that arrived since the last."""
-        if not self._unassigned or self.raw is None:
-            return
-        ctx = b"%d:%d" % (self.node_id, next(self._ctx_counter))
-        try:
-            self.raw.read_index(ctx)
-        except RaftError:
-            return  # no leader yet; retried on the next tick
-        self.stats["read_rounds"] += 1
-        self._batches[ctx] = (self.clock.seconds(), self._unassigned)
-        self._unassigned = []
-
-    def _reissue_reads(self, older_than: float) -> None:
-        # A ReadIndex request or its answer can be lost (leader change, a
-        # dropped link): ask again for batches waiting longer than that.
-        now = self.clock.seconds()
-        for ctx, (issued, reads) in list(self._batches.items()):
-            if now - issued >= older_than:
-                del self._batches[ctx]
-                self._unassigned.extend(r for r in reads if not r.d.called)
-
-    def _read_state(self, index: int, ctx: bytes) -> None:
-        batch = self._batches.pop(ctx, None)
-        if batch is not None:
-            self._indexed.append((index, batch[1]))
+        if self.raw is not None and self.reads.issue(self.raw):
+            self.stats["read_rounds"] += 1
 
     def _serve_reads(self) -> None:
         assert self.raw is not None
-        applied = self.raw.raft.log.applied
-        still: list[tuple[int, list[_Read]]] = []
-        for index, reads in self._indexed:
-            if index > applied:
-                still.append((index, reads))
-                continue
-            for r in reads:
-                if r.d.called:
-                    continue
-                try:
-                    r.d.callback(r.fn())
-                except Exception:
-                    if not r.d.called:
-                        r.d.errback()
-        self._indexed = still
-
-    def _all_reads(self) -> list[_Read]:
-        reads = list(self._unassigned)
-        for _, batch in self._batches.values():
-            reads.extend(batch)
-        for _, batch in self._indexed:
-            reads.extend(batch)
-        return reads
+        self.reads.serve(self.raw.raft.log.applied)
 
     # -- the Ready loop ----------------------------------------------------
     def _schedule(self) -> None:
@@ -698,7 +637,7 @@ class RaftNode(Service):
         if rd.committed_entries:
             self._apply(rd.committed_entries)
         for rs in rd.read_states:
-            self._read_state(rs.index, rs.request_ctx)
+            self.reads.answered(rs.index, rs.request_ctx)
         self.raw.advance(rd)
         if rd.snapshot is not None:
             self.snapshot_receiver.installed()
@@ -769,7 +708,7 @@ class RaftNode(Service):
                 if not w.called:
                     w.callback(None)
         if role != Role.LEADER:
-            self._reissue_reads(0)
+            self.reads.reissue(0)
 
     # -- helpers -----------------------------------------------------------
     def _sleep(self, seconds: float) -> defer.Deferred[None]:

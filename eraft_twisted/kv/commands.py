@@ -13,7 +13,7 @@ from typing import Any
 from twisted.internet import defer
 
 from ..hashslot import SLOTS, key_hash_slot
-from ..node.driver import RaftTimeout, RaftUnavailable
+from ..node.errors import RaftTimeout, RaftUnavailable
 from ..raft.types import NotLeader, ProposalDropped, RaftError
 from ..resp.commands import CommandError, CommandTable
 from ..resp.encoder import SimpleString

@@ -9,7 +9,7 @@ from twisted.application.internet import TimerService
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from ..node.driver import REJOIN
+from ..node.errors import REJOIN
 from ..node.group import RaftGroupServer, tcp_endpoint
 from ..raft.types import NONE
 from ..resp.client import RespClientPool

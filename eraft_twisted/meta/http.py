@@ -30,7 +30,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from ..node.driver import RaftTimeout, RaftUnavailable
+from ..node.errors import RaftTimeout, RaftUnavailable
 from ..raft.types import NONE
 from ..resp.client import RespClientPool, parse_info
 from ..rpc.identity import Identity

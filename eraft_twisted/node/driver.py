@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet import defer, task
@@ -24,8 +24,6 @@ from ..raft.rawnode import RawNode
 from ..raft.types import (
     NONE,
     ConfChange,
-    ConfChangeType,
-    ConfState,
     Entry,
     EntryType,
     Message,
@@ -35,76 +33,21 @@ from ..raft.types import (
     RaftError,
     Ready,
     Role,
-    Snapshot,
 )
 from ..rpc.codec import decode_result, encode_result
 from ..rpc.commands import (
-    ChangeMembership,
     LeaderUnreachable,
     NotLeaderError,
     ProposalFailed,
-    TransferLeader,
 )
 from ..storage.leveldb import StorageError
+from .admin import GroupAdmin
+from .errors import ProposalLost, RaftTimeout, RaftUnavailable
+from .interfaces import Application, Transport
 from .reads import ReadQueue
 from .snapshots import SnapshotReceiver, SnapshotSender
 
 log = Logger()
-
-REJOIN = 100
-"""A ``change_membership`` kind: (re-)admit a node whose log is empty as a new
-learner, first removing it if it is still a member (it lost its data)."""
-
-
-class RaftUnavailable(Exception):
-    """The group cannot serve the request now (no leader, no quorum, timeout)."""
-
-    def __init__(self, message: str, leader: int = NONE) -> None:
-        super().__init__(message)
-        self.leader = leader
-
-
-class RaftTimeout(RaftUnavailable):
-    """The request was not confirmed in time; a write may or may not apply."""
-
-
-class ProposalLost(RaftUnavailable):
-    """Another leader's entry took the proposal's place: it never applies."""
-
-
-class Application(Protocol):
-    """The replicated state machine a node drives."""
-
-    def apply_batch(self, entries: list[Entry], conf_state: ConfState | None) -> list[Any]:
-        """Apply committed entries in order; one result per entry.
-
-        Must persist the effects together with ``entries[-1].index`` as the
-        applied index, and ``conf_state`` if given (asynchronously is fine).
-        """
-        ...
-
-    def restore_snapshot(self, snapshot: Snapshot) -> None:
-        """The storage just installed ``snapshot``: drop any cached state."""
-        ...
-
-    # Optional: ``stamp(data, now_ms) -> data`` puts the leader's wall-clock
-    # time on a proposal it is about to append.
-
-
-class NodeStorage(Protocol):
-    """What the driver needs from storage beyond the raft read interface."""
-
-    def persist(self, entries: list[Entry], hard_state: Any) -> defer.Deferred[Any]: ...
-
-
-class Transport(Protocol):
-    def send(self, msgs: list[Message]) -> None: ...
-
-    def forward_propose(self, nid: int, data: bytes) -> defer.Deferred[bytes]: ...
-
-    def add_peer(self, nid: int, address: str) -> None: ...
-
-    def remove_peer(self, nid: int) -> None: ...
 
 
 class RaftNode(Service):
@@ -152,6 +95,7 @@ class RaftNode(Service):
         self._scheduled: Any = None
         self._pending: dict[int, tuple[int, defer.Deferred[Any]]] = {}
         self.reads = ReadQueue(node_id, clock)
+        self.admin = GroupAdmin(self)
         self._leader_waiters: list[defer.Deferred[None]] = []
         self._deadlines: deque[tuple[float, defer.Deferred[Any]]] = deque()
         self._stopped = False
@@ -424,118 +368,16 @@ class RaftNode(Service):
         self._schedule()
         return self._with_timeout(d, "membership change")
 
-    def _via_leader(
-        self,
-        local: Callable[[], defer.Deferred[Any]],
-        forward: Callable[[int], defer.Deferred[Any]],
-        what: str,
-    ) -> defer.Deferred[Any]:
-        """``local()`` if this node leads, else ``forward(leader)``; with no
-        leader known (an election or a transfer under way) wait for one, as
-        a write does, up to the request timeout."""
-        if self.is_leader:
-            return local()
-        if self.raw is None or self.transport is None:
-            return defer.fail(RaftUnavailable("node not started"))
-        if self.leader != NONE:
-            return forward(self.leader)
-        d = self._with_timeout(self._until_leader_known(), what)
-        return d.addCallback(lambda _: self._via_leader(local, forward, what))
-
-    @defer.inlineCallbacks
-    def _until_leader_known(self) -> Any:
-        while self.leader == NONE:
-            if self._stopped:
-                raise RaftUnavailable("node is shutting down")
-            yield self._wait_leader()
-
     def change_membership(self, kind: int, node_id: int, address: str) -> defer.Deferred[int]:
-        """Add a learner (``ADD_LEARNER``), promote/add a voter or remove a
-        member, through the leader; fires with the change's log index once
-        applied. ``address`` is the member's peer address (for adds).
-        ``REJOIN`` re-admits a node that lost its data (see :data:`REJOIN`)."""
-
-        def forward(leader: int) -> defer.Deferred[Any]:
-            assert self.transport is not None
-            d: defer.Deferred[Any] = self.transport.call(  # type: ignore[attr-defined]
-                leader, ChangeMembership, kind=kind, node_id=node_id, address=address
-            )
-            return d.addCallback(lambda r: r["index"])
-
-        if kind == REJOIN:
-            return self._via_leader(lambda: self._rejoin(node_id, address), forward, "rejoin")
-        cc = ConfChange(ConfChangeType(kind), node_id, address.encode())
-
-        def local() -> defer.Deferred[Any]:
-            if cc.type != ConfChangeType.REMOVE and address:
-                for cb in self.on_member_address:
-                    cb(node_id, address)
-            index = self.raw.raft.log.last_index() + 1 if self.raw else 0
-            return self.propose_conf_change(cc).addCallback(lambda _: index)
-
-        return self._via_leader(local, forward, "membership change")
-
-    @defer.inlineCallbacks
-    def _rejoin(self, nid: int, address: str) -> Any:
-        """On the leader: make ``nid`` a learner with no acknowledgement on
-        record, so it catches up from nothing before it is promoted."""
-        assert self.raw is not None
-        raft = self.raw.raft
-        pr = raft.prs.get(nid)
-        if nid in raft.conf.learners and pr is not None and pr.match == 0:
-            return raft.conf_index()  # already re-added (a retried request)
-        if nid == self.node_id:
-            raise RaftError("the leader cannot rejoin its own group")
-        if nid in raft.conf.members():
-            log.warn(
-                "node {nid} lost its data and asks to rejoin: removing it, "
-                "then adding it back as a learner",
-                nid=nid,
-            )
-            yield self.propose_conf_change(ConfChange(ConfChangeType.REMOVE, nid))
-        index = yield self.change_membership(int(ConfChangeType.ADD_LEARNER), nid, address)
-        return index
+        """Add a learner (``ADD_LEARNER``), promote/add a voter, remove a
+        member or re-admit one that lost its data (``REJOIN``), through the
+        leader; fires with the change's log index once applied."""
+        return self.admin.change_membership(kind, node_id, address)
 
     def transfer_leadership(self, target: int = NONE) -> defer.Deferred[int]:
         """Hand leadership to ``target`` (or the most up-to-date follower);
-        fires with the new leader's id, or fails if it did not move within
-        two election timeouts (the old leader then carries on)."""
-
-        def forward(leader: int) -> defer.Deferred[Any]:
-            assert self.transport is not None
-            d: defer.Deferred[Any] = self.transport.call(  # type: ignore[attr-defined]
-                leader, TransferLeader, target=target
-            )
-            return d.addCallback(lambda r: r["leader"])
-
-        return self._via_leader(
-            lambda: self._transfer_from_here(target), forward, "leadership transfer"
-        )
-
-    def _transfer_from_here(self, target: int) -> defer.Deferred[Any]:
-        assert self.raw is not None
-        raft = self.raw.raft
-        voters = [v for v in raft.conf.voters if v != self.node_id]
-        if target == NONE:
-            if not voters:
-                return defer.fail(RaftUnavailable("no other voter to transfer to"))
-            target = max(voters, key=lambda v: raft.prs[v].match if v in raft.prs else -1)
-        if target == self.node_id:
-            return defer.succeed(target)
-        if target not in voters:
-            return defer.fail(RaftError(f"node {target} is not a voter"))
-        self.raw.transfer_leader(target)
-        self._schedule()
-        return self._await_leader_other_than(self.node_id, 2 * self.config.election_tick)
-
-    @defer.inlineCallbacks
-    def _await_leader_other_than(self, old: int, ticks: int) -> Any:
-        for _ in range(ticks * 2):
-            yield self._sleep(self.tick_interval / 2)
-            leader = self.leader
-            if leader not in (old, NONE):
-                return leader
-        raise RaftTimeout("leadership transfer did not complete; the old leader resumed")
+        fires with the new leader's id."""
+        return self.admin.transfer_leadership(target)
 
     # -- linearizable reads ----------------------------------------------
     def read(self, fn: Callable[[], Any]) -> defer.Deferred[Any]:

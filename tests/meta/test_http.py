@@ -13,7 +13,8 @@ from twisted.trial import unittest
 
 from eraft_twisted.meta.app import MetaApplication
 from eraft_twisted.meta.http import AdminAPI
-from eraft_twisted.node.driver import RaftNode, RaftTimeout, RaftUnavailable
+from eraft_twisted.node.driver import RaftNode
+from eraft_twisted.node.errors import RaftTimeout, RaftUnavailable
 from eraft_twisted.raft.core import Config
 from eraft_twisted.raft.types import ConfState, Entry, EntryType
 from eraft_twisted.storage.leveldb import LevelDBStorage

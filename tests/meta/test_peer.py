@@ -13,7 +13,7 @@ from twisted.trial import unittest
 
 from eraft_twisted.meta.api import MetaAPI
 from eraft_twisted.meta.peer import MetaPeerLocator
-from eraft_twisted.node.driver import RaftTimeout
+from eraft_twisted.node.errors import RaftTimeout
 from eraft_twisted.rpc.commands import MetaError, MetaJoin, MetaQuery, ProposalFailed
 from tests.meta.test_http import FakeNode
 

@@ -11,7 +11,8 @@ from twisted.trial import unittest
 from eraft_twisted.kv.app import KVApplication
 from eraft_twisted.kv.statemachine import OK, Op, encode_op
 from eraft_twisted.kv.store import KVStore
-from eraft_twisted.node.driver import RaftNode, RaftTimeout, RaftUnavailable
+from eraft_twisted.node.driver import RaftNode
+from eraft_twisted.node.errors import RaftTimeout, RaftUnavailable
 from eraft_twisted.raft.core import Config
 from eraft_twisted.raft.types import NONE, ConfChangeType, ConfState, Message, Role
 from eraft_twisted.rpc.codec import decode_result, encode_result

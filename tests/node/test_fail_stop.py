@@ -10,7 +10,8 @@ from twisted.internet import defer, task
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial import unittest
 
-from eraft_twisted.node.driver import RaftNode, RaftTimeout
+from eraft_twisted.node.driver import RaftNode
+from eraft_twisted.node.errors import RaftTimeout
 from eraft_twisted.node.group import RaftGroupServer
 from eraft_twisted.raft.core import Config
 from eraft_twisted.raft.types import ConfState, Entry, HardState, Message, MessageType, Role

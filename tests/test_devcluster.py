@@ -23,17 +23,10 @@ import redis
 from twisted.trial import unittest
 
 from eraft_twisted.devcluster import Layout, live_pid, port_in_use, port_of
+from eraft_twisted.testing.nemesis import ephemeral_low
 from tests.procs import eraftctl, tail_log, twistd_env
 
 GROUPS = 3
-
-
-def ephemeral_low() -> int:
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
 
 
 def pick_offset() -> int:

@@ -397,9 +397,9 @@ class KVCommands:
         keys = store.expired_keys(now_ms, limit)
         shards = self._sharded()
         if shards is not None and keys:
-            ours = [k for k in keys if shards.check_key(k) is None]
-            store.retrack([k for k in keys if shards.check_key(k) is not None])
-            keys = ours
+            theirs = {k for k in keys if shards.check_key(k) is not None}
+            store.retrack(list(theirs))
+            keys = [k for k in keys if k not in theirs]
         if keys:
             d = self.node.propose(encode_op(Op.EXPIRE_SWEEP, now_ms, keys))
         elif now_ms - self.now_ms() >= TICK_MS:

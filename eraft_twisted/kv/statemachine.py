@@ -190,9 +190,7 @@ class KVStateMachine:
                 raise TypeError(name)
         except Exception:
             return error("ERR malformed operation"), []
-        if now > self.log_time:
-            self.log_time = now
-            self.store.stage_meta(b"log_time", _STAMP.pack(now))
+        self._advance_time(now)
         try:
             if self.shards.sharded() and op in _KEY_ARGS:
                 refused = self._refuse(Op(op), args)
@@ -201,6 +199,12 @@ class KVStateMachine:
             return handler(self.log_time, *args)  # type: ignore[no-any-return]
         except Exception as e:
             raise ApplyError(f"applying {Op(op).name} failed: {e!r}") from e
+
+    def _advance_time(self, t: int) -> None:
+        """Move ``log_time`` up to ``t`` (never back), as replicated state."""
+        if t > self.log_time:
+            self.log_time = t
+            self.store.stage_meta(b"log_time", _STAMP.pack(t))
 
     def load_time(self) -> None:
         """Reload ``log_time`` from the replicated state."""
@@ -415,9 +419,7 @@ class KVStateMachine:
         source already judged expired is expired here too."""
         if not self.shards.chunk_fits(num, lo, hi, after):
             return -1, []
-        if source_time > self.log_time:
-            self.log_time = source_time
-            self.store.stage_meta(b"log_time", _STAMP.pack(source_time))
+        self._advance_time(source_time)
         if after is None:
             self.store.clear_slots(lo, hi)
         writes: list[tuple[bytes, bytes | None]] = [

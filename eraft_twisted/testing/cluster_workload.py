@@ -71,6 +71,11 @@ class _Reply:
         return bool(self.code) or self.lost
 
 
+def _connection_ok(reply: _Reply | None) -> bool:
+    """Whether the connection that got ``reply`` is worth keeping."""
+    return reply is not None and not reply.lost and reply.code != "TIMEOUT"
+
+
 def send(conn: Any, args: tuple[Any, ...]) -> _Reply:
     """Send one command on a connected redis-py connection."""
     import redis
@@ -284,14 +289,14 @@ class ClusterWorkload:
             reply, used = self._exchange(conns, port, ("SET", key, value, "PX", ttl), follow, "px")
             if reply is not None and not reply.error:
                 rec.written(key, value, ttl, time.monotonic())
-            return reply is not None and not reply.lost and reply.code not in ("TIMEOUT",)
+            return _connection_ok(reply)
         key = rec.pick(rng.random())
         if key is None:
             return True
         invoked = time.monotonic()
         reply, used = self._exchange(conns, port, ("GET", key), follow, "expiring read")
         if reply is None or reply.error:
-            return reply is not None and not reply.lost and reply.code not in ("TIMEOUT",)
+            return _connection_ok(reply)
         where = "the router" if used == self.cluster.router.resp_port else f"port {used}"
         rec.read(key, invoked, time.monotonic(), reply.value, where)
         return True

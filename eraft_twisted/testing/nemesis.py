@@ -318,7 +318,7 @@ def proxy_main() -> None:
 # =====================================================================
 
 
-def _ephemeral_low() -> int:
+def ephemeral_low() -> int:
     """The first port the kernel hands out for outgoing connections."""
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
@@ -336,7 +336,7 @@ def free_ports(n: int) -> list[int]:
     can be taken by any outgoing connection (a proxy's, a client's) before
     the process that is to listen on it starts. None is handed out twice
     by this process while others remain."""
-    low, high = 15000, max(16000, _ephemeral_low())
+    low, high = 15000, max(16000, ephemeral_low())
     rng = random.SystemRandom()
     ports: list[int] = []
     tries = 0

@@ -86,7 +86,11 @@ def kv_node(nid: int, storage: Any, net: FakeNetwork, rng: random.Random) -> Raf
     return node
 
 
-class DriverTests(unittest.TestCase):
+class KVGroupCase(unittest.TestCase):
+    """Three KV nodes on in-memory storage over a :class:`FakeNetwork`,
+    all driven by one ``task.Clock``; ``configure`` sees each node before
+    it starts."""
+
     def setUp(self) -> None:
         self.clock = task.Clock()
         self.net = FakeNetwork(self.clock)
@@ -95,8 +99,12 @@ class DriverTests(unittest.TestCase):
             storage = LevelDBStorage.in_memory(ConfState((0, 1, 2)))
             node = kv_node(nid, storage, self.net, random.Random(nid))
             self.stores[nid] = node.app.store  # type: ignore[attr-defined]
+            self.configure(node)
             node.startService()
         self.addCleanup(lambda: [n.stopService() for n in self.net.nodes.values()])
+
+    def configure(self, node: RaftNode) -> None:
+        pass
 
     def run_for(self, seconds: float, step: float = 0.01) -> None:
         for _ in range(int(seconds / step)):
@@ -108,6 +116,8 @@ class DriverTests(unittest.TestCase):
         self.assertEqual(len(leaders), 1)
         return leaders[0]
 
+
+class DriverTests(KVGroupCase):
     def test_write_on_follower_is_forwarded_and_applied_everywhere(self) -> None:
         leader = self.leader()
         follower = next(n for n in self.net.nodes.values() if n is not leader)

@@ -3,43 +3,23 @@ entry, and fail-stop when applying an entry raises."""
 
 from __future__ import annotations
 
-import random
-
-from twisted.internet import task
-from twisted.trial import unittest
-
 from eraft_twisted.kv.app import KVApplication
 from eraft_twisted.kv.statemachine import OK, ApplyError, Op, encode_op, relative, unpack_record
 from eraft_twisted.node.driver import RaftNode
-from eraft_twisted.raft.types import ConfState, Role
-from eraft_twisted.storage.leveldb import LevelDBStorage
 
-from .test_driver import FakeNetwork, kv_node
+from .test_driver import KVGroupCase
 
 
-class LogTimeTests(unittest.TestCase):
+class LogTimeTests(KVGroupCase):
     def setUp(self) -> None:
-        self.clock = task.Clock()
-        self.net = FakeNetwork(self.clock)
         self.apps: dict[int, KVApplication] = {}
         self.stopped: dict[int, str] = {}
-        for nid in range(3):
-            storage = LevelDBStorage.in_memory(ConfState((0, 1, 2)))
-            node = kv_node(nid, storage, self.net, random.Random(nid))
-            node.fail_stop_hook = lambda reason, nid=nid: self.stopped.__setitem__(nid, reason)
-            self.apps[nid] = node.app  # type: ignore[assignment]
-        for node in self.net.nodes.values():
-            node.startService()
-        self.addCleanup(lambda: [n.stopService() for n in self.net.nodes.values()])
+        super().setUp()
 
-    def run_for(self, seconds: float, step: float = 0.01) -> None:
-        for _ in range(int(seconds / step)):
-            self.clock.advance(step)
-
-    def leader(self) -> RaftNode:
-        self.run_for(3)
-        (leader,) = [n for n in self.net.nodes.values() if n.raw and n.raw.role == Role.LEADER]
-        return leader
+    def configure(self, node: RaftNode) -> None:
+        nid = node.node_id
+        node.fail_stop_hook = lambda reason: self.stopped.__setitem__(nid, reason)
+        self.apps[nid] = node.app  # type: ignore[assignment]
 
     def test_a_ttl_counts_from_the_leaders_clock(self) -> None:
         """Sent through a follower whose clock is 100 s behind: the deadline

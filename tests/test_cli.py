@@ -28,9 +28,9 @@ from eraft_twisted.cli import (
     table,
     wait_for_data,
 )
-from eraft_twisted.kv.info import raft_fields
 from eraft_twisted.meta.http import AdminAPI
 from eraft_twisted.resp.client import ReplyError
+from eraft_twisted.server.info import raft_fields
 from tests.meta.test_http import FakeNode
 from tests.procs import ROOT, Cluster, eraftctl, free_ports
 

@@ -16,16 +16,17 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ..hashslot import key_hash_slot
-from ..kv.shards import owner_map
+from .. import REDIS_VERSION
+from ..hashslot import SLOTS, key_hash_slot
 from ..resp.client import NotSent, ReplyError, RespClientPool
 from ..resp.commands import CommandError, CommandTable
 from ..resp.encoder import SimpleString, Verbatim
 from ..rpc.metaclient import WrongCluster
+from ..shard.state import owner_map
 
 log = Logger()
 
-SLOTS = 16384
+
 MAX_REDIRECTS = 16
 
 # Commands routed by their first argument, with their Redis arity.
@@ -49,6 +50,8 @@ class Router:
         self.pool = RespClientPool(reactor, timeout=timeout, keep_status=True)
         self.config: dict[str, Any] | None = None
         self.owners: list[int] = [0] * SLOTS
+        self.first_slot: dict[int, int] = {}
+        """group -> the lowest slot it owns (where a per-group command goes)."""
         self.preferred: dict[int, int] = {}
         self._refreshing: defer.Deferred[Any] | None = None
         self._waiting: list[defer.Deferred[Any]] = []
@@ -66,6 +69,10 @@ class Router:
             if config is not None and (self.config is None or config["num"] >= self.config["num"]):
                 self.config = config
                 self.owners = owner_map(config["ranges"])
+                first: dict[int, int] = {}
+                for lo, _, gid in config["ranges"]:
+                    first[gid] = min(lo, first.get(gid, lo))
+                self.first_slot = first
 
         def done(result: Any) -> Any:
             self._refreshing = None
@@ -193,7 +200,7 @@ class Router:
                 yield self._refresh_or_keep()
             calls = []
             for gid in sorted(self.groups()):
-                slot = next((s for s in range(SLOTS) if self.owners[s] == gid), None)
+                slot = self.first_slot.get(gid)
                 if slot is not None:
                     calls.append(self.call_slot(slot, argv))
             results = yield _gather(calls)
@@ -293,7 +300,7 @@ class RouterCommands:
         groups = self.router.groups()
         lines = [
             "# Server",
-            "redis_version:7.2.0",
+            f"redis_version:{REDIS_VERSION}",
             "redis_mode:standalone",
             "executable:twistd eraftkdb",
             "",

@@ -11,8 +11,10 @@ from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 
-from ..node.group import tcp_endpoint
-from ..resp.commands import CommandError, CommandTable, register_connection_commands
+from .. import REDIS_VERSION
+from ..net import tcp_endpoint
+from ..resp.commands import CommandError, CommandTable
+from ..resp.connection import register_connection_commands
 from ..resp.protocol import MAX_CLIENTS, RespServerFactory
 from ..rpc.metaclient import AMPMetaClient, WrongCluster
 from .router import Router, RouterCommands
@@ -69,7 +71,7 @@ class RouterServer(MultiService):
         )
         self.router = Router(self.reactor, meta, timeout=self.timeout)
         table = CommandTable()
-        register_connection_commands(table, {"version": "7.2.0", "mode": "standalone"})
+        register_connection_commands(table, {"version": REDIS_VERSION, "mode": "standalone"})
         RouterCommands(self.router).register(table)
         factory = RespServerFactory(table, max_clients=self.max_clients, **self.client_limits)
         register_config(table, factory.client_settings)

@@ -18,9 +18,9 @@ log = Logger()
 class KVApplication:
     """Applies committed entries to the KV store, one WriteBatch per call."""
 
-    def __init__(self, store: KVStore) -> None:
+    def __init__(self, store: KVStore, sm: KVStateMachine | None = None) -> None:
         self.store = store
-        self.sm = KVStateMachine(store)
+        self.sm = sm if sm is not None else KVStateMachine(store)
         self.addresses: dict[int, str] = {}
         self.on_addresses: list[Callable[[dict[int, str]], None]] = []
         self.load_replicated_state()
@@ -31,9 +31,7 @@ class KVApplication:
         before the node serves or proposes anything, and after a snapshot
         replaced the data. Nothing is rebuilt by replaying the log."""
         self.load_addresses()
-        self.sm.load_members()
-        self.sm.load_shards()
-        self.sm.load_time()
+        self.sm.load_replicated()
 
     def stamp(self, data: bytes, now_ms: int) -> bytes:
         """The leader's time on an operation it is about to append: never

@@ -15,11 +15,11 @@ from __future__ import annotations
 import inspect
 import struct
 from enum import IntEnum
-from typing import Any
+from typing import Any, Protocol
 
 import msgpack
 
-from .shards import ShardState, ranges_of
+from ..hashslot import SLOTS
 
 _EXP = struct.Struct(">q")
 INT64_MIN = -(2**63)
@@ -158,6 +158,33 @@ def parse_int(value: bytes) -> int | None:
     return n
 
 
+class SlotOwnership(Protocol):
+    """Which keys this group serves now (the ``shard`` layer keeps it)."""
+
+    def sharded(self) -> bool: ...
+
+    def check_key(self, key: bytes) -> tuple[str, str] | None:
+        """None if ``key`` is served here now, else (error code, message)."""
+        ...
+
+    def served_ranges(self) -> list[tuple[int, int]]:
+        """The ``(lo, hi)`` slot runs served here now."""
+        ...
+
+
+class WholeKeySpace:
+    """The ownership of a group that is not sharded: every key."""
+
+    def sharded(self) -> bool:
+        return False
+
+    def check_key(self, key: bytes) -> tuple[str, str] | None:
+        return None
+
+    def served_ranges(self) -> list[tuple[int, int]]:
+        return [(0, SLOTS - 1)]
+
+
 class KVStateMachine:
     """Applies write operations against a :class:`~eraft_twisted.kv.store.KVStore`.
 
@@ -171,8 +198,8 @@ class KVStateMachine:
         self.store = store
         self.resp_addresses: dict[int, str] = {}
         """Where each member serves RESP, as the members announced it."""
-        self.shards = ShardState()
-        """Which slots this group serves (sharded mode)."""
+        self.shards: SlotOwnership = WholeKeySpace()
+        """Which slots this group serves (a ``ShardState`` in sharded mode)."""
         self.log_time = 0
         """The largest leader time applied so far (ms): the clock of expiry."""
 
@@ -185,7 +212,7 @@ class KVStateMachine:
             op, now, *args = msgpack.unpackb(data, raw=False)
             name = Op(op).name.lower()
             handler = getattr(self, "_" + name)
-            lo, hi = _ARITY[name]
+            lo, hi = arities(type(self))[name]
             if not lo <= len(args) <= hi or not isinstance(now, int):
                 raise TypeError(name)
         except Exception:
@@ -348,8 +375,7 @@ class KVStateMachine:
         if not self.shards.sharded():
             self.store.clear_all()
             return OK, []
-        served = {s for s in range(16384) if self.shards.check_slot(s) is None}
-        for lo, hi in ranges_of(served):
+        for lo, hi in self.shards.served_ranges():
             self.store.clear_slots(lo, hi)
         return OK, []
 
@@ -367,86 +393,10 @@ class KVStateMachine:
             for name, value in self.store.meta_items(b"resp:")
         }
 
-    # -- sharding ------------------------------------------------------------
-    def _save_shards(self) -> None:
-        self.store.stage_meta(b"shards", msgpack.packb(self.shards.to_dict()))
-
-    def load_shards(self) -> None:
-        """Reload the sharding state from the replicated state."""
-        for name, value in self.store.meta_items(b"shards"):
-            if name == b"shards":
-                self.shards = ShardState.from_dict(msgpack.unpackb(value, strict_map_key=False))
-                return
-        self.shards = ShardState()
-
-    def _config(self, now: int, group: int, config: dict[str, Any]) -> tuple[Any, list[Any]]:
-        if not self.shards.apply_config(group, config):
-            return 0, []
-        self._save_shards()
-        return 1, []
-
-    def _install(
-        self, now: int, num: int, lo: int, hi: int, first: bool, items: list[bytes]
-    ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
-        # Written by earlier versions (still in their logs): no copy position.
-        if not self.shards.chunk_allowed(num, lo, hi):
-            return 0, []
-        if first:
-            # Whatever an older copy left here is replaced by this pull.
-            self.store.clear_slots(lo, hi)
-        writes: list[tuple[bytes, bytes | None]] = [
-            (items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)
-        ]
-        return len(writes), writes
-
-    def _install_at(
-        self,
-        now: int,
-        num: int,
-        lo: int,
-        hi: int,
-        after: bytes | None,
-        items: list[bytes],
-        source_time: int = 0,
-    ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
-        """A chunk of a copy: applies only if it starts where the replicated
-        copy position is (None: the first chunk, which replaces whatever an
-        older copy left in the range). Returns the number of keys, or -1 if
-        the chunk does not fit (a deposed leader's, or a repeat).
-
-        ``source_time`` is the source group's ``log_time`` when it read the
-        chunk (after it froze the range): ours moves up to it, so a key the
-        source already judged expired is expired here too."""
-        if not self.shards.chunk_fits(num, lo, hi, after):
-            return -1, []
-        self._advance_time(source_time)
-        if after is None:
-            self.store.clear_slots(lo, hi)
-        writes: list[tuple[bytes, bytes | None]] = [
-            (items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)
-        ]
-        self.shards.chunk_installed(num, lo, hi, items[-2] if items else after or b"")
-        self._save_shards()
-        return len(writes), writes
-
-    def _install_done(self, now: int, num: int, lo: int, hi: int) -> tuple[Any, list[Any]]:
-        if not self.shards.install_done(num, lo, hi):
-            return 0, []
-        self._save_shards()
-        return 1, []
-
-    def _release(self, now: int, num: int, lo: int, hi: int) -> tuple[Any, list[Any]]:
-        runs = self.shards.release(num, lo, hi)
-        for run_lo, run_hi in runs:
-            self.store.clear_slots(run_lo, run_hi)
-        if runs:
-            self._save_shards()
-        return len(runs), []
-
-    def _notified(self, now: int, num: int, lo: int, hi: int) -> tuple[Any, list[Any]]:
-        self.shards.notified(num, lo, hi)
-        self._save_shards()
-        return 1, []
+    def load_replicated(self) -> None:
+        """Reload what this state machine keeps besides the data."""
+        self.load_members()
+        self.load_time()
 
 
 def _arity(fn: Any) -> tuple[int, int]:
@@ -455,4 +405,16 @@ def _arity(fn: Any) -> tuple[int, int]:
     return sum(1 for p in params if p.default is p.empty), len(params)
 
 
-_ARITY = {op.name.lower(): _arity(getattr(KVStateMachine, "_" + op.name.lower())) for op in Op}
+_ARITIES: dict[type, dict[str, tuple[int, int]]] = {}
+
+
+def arities(cls: type) -> dict[str, tuple[int, int]]:
+    """Op name -> (required, total) arguments, for the ops ``cls`` applies."""
+    table = _ARITIES.get(cls)
+    if table is None:
+        table = _ARITIES[cls] = {
+            op.name.lower(): _arity(getattr(cls, "_" + op.name.lower()))
+            for op in Op
+            if hasattr(cls, "_" + op.name.lower())
+        }
+    return table

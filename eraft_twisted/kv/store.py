@@ -14,13 +14,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet import defer, threads
+from twisted.internet import defer
 
-from ..hashslot import key_hash_slot
+from ..hashslot import SLOTS, key_hash_slot
 from ..storage import layout
 from .statemachine import live_value, unpack_record
-
-SLOTS = 16384
 
 
 def glob_to_regex(pattern: bytes) -> re.Pattern[bytes]:
@@ -358,6 +356,4 @@ class KVStore:
             finally:
                 snap.close()
 
-        if getattr(self.storage, "synchronous", False):
-            return defer.maybeDeferred(run)
-        return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), run)
+        return self.storage.reads.run(run)  # type: ignore[no-any-return]

@@ -9,7 +9,8 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.web.server import Site
 
-from ..node.group import RaftGroupServer, tcp_endpoint
+from ..net import tcp_endpoint
+from ..node.group import RaftGroupServer
 from ..rpc.identity import META
 from .api import MetaAPI
 from .app import MetaApplication

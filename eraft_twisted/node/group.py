@@ -15,22 +15,16 @@ from twisted.internet import defer
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
+from ..net import tcp_endpoint
 from ..raft.confchange import decode_conf_change
 from ..raft.core import Config
 from ..raft.types import ConfChangeType, ConfState
 from ..rpc.identity import KV, IdentityError, load_identity
-from ..rpc.transport import PeerServerFactory, PeerTransport, parse_address
+from ..rpc.transport import PeerServerFactory, PeerTransport
 from ..storage.leveldb import LevelDBStorage, StorageError
 from .driver import RaftNode
 
 log = Logger()
-
-
-def tcp_endpoint(address: str) -> str:
-    """``host:port`` -> a listening strports description (IPv6 hosts escaped)."""
-    host, port = parse_address(address)
-    host = host.strip("[]").replace(":", "\\:")
-    return f"tcp:{port}:interface={host}"
 
 
 class RaftGroupServer(MultiService):

@@ -16,7 +16,7 @@ from itertools import islice
 from typing import Any
 
 import msgpack
-from twisted.internet import defer, threads
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from ..raft.types import ConfState, Message, MessageType, Snapshot, SnapshotMeta
@@ -91,12 +91,7 @@ class SnapshotSender:
             )
             stream = r["stream"]
             while True:
-                if getattr(storage, "synchronous", False):
-                    chunk = _read_chunk(items)
-                else:
-                    chunk = yield threads.deferToThreadPool(
-                        self.reactor, self.reactor.getThreadPool(), _read_chunk, items
-                    )
+                chunk = yield storage.reads.run(_read_chunk, items)
                 if not chunk:
                     break
                 count += len(chunk)

@@ -9,9 +9,8 @@ from .commands import (
     CommandError,
     CommandTable,
     Handler,
-    ServerInfo,
-    register_connection_commands,
 )
+from .connection import ServerInfo, register_connection_commands
 from .encoder import (
     OK,
     PONG,

@@ -16,7 +16,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 
-from ..tcp import no_delay
+from ..net import no_delay
 from .encoder import SimpleString, encode
 
 

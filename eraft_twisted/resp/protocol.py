@@ -31,7 +31,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ..tcp import no_delay
+from ..net import no_delay
 from .commands import INTERNAL_ERROR, CommandTable
 from .encoder import ErrorReply, encode
 from .parser import MAX_BULK, MAX_MULTIBULK, MAX_REQUEST, ProtocolError, RespParser

@@ -20,9 +20,9 @@ from twisted.logger import Logger
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 
+from ..net import parse_address
 from .commands import Identify, MetaJoin, MetaQuery, WrongGroup
 from .identity import CLIENT, ROUTER, Identity, Refusals, answer_problem
-from .transport import parse_address
 
 log = Logger()
 

@@ -23,8 +23,8 @@ from twisted.logger import Logger
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 
+from ..net import no_delay, parse_address
 from ..raft.types import Message
-from ..tcp import no_delay
 from .codec import decode_messages, encode_messages
 from .commands import (
     ChangeMembership,
@@ -64,14 +64,6 @@ class PeerHandler(Protocol):
     def change_membership(self, kind: int, node_id: int, address: str) -> defer.Deferred[int]: ...
 
     def transfer_leadership(self, target: int) -> defer.Deferred[int]: ...
-
-
-def parse_address(addr: str) -> tuple[str, int]:
-    """``host:port`` -> (host, port); raises ValueError with a clear message."""
-    host, sep, port = addr.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"bad address {addr!r}: expected host:port")
-    return host, int(port)
 
 
 def _as_proposal_failed(f: Failure) -> Any:
@@ -466,5 +458,4 @@ __all__ = [
     "PeerServerFactory",
     "PeerTransport",
     "ProposalFailed",
-    "parse_address",
 ]

@@ -80,6 +80,7 @@ from .layout import (
 )
 from .memorydb import MemoryDB
 from .raftlog import LOG_CACHE_BYTES, LOG_CACHE_ENTRIES, EntryCache, LogShape, read_entries
+from .readpool import ReadPool
 from .writer import FsyncPolicy, Op, Writer
 
 T = TypeVar("T")
@@ -216,6 +217,8 @@ class LevelDBStorage:
             fsync=fsync,
             slow_write_seconds=slow_write_seconds,
         )
+        self.reads = ReadPool(reactor, synchronous=synchronous)
+        """Where blocking reads (scans, snapshot and migration chunks) run."""
 
     @classmethod
     def open(
@@ -838,6 +841,7 @@ class LevelDBStorage:
         self._closed = True
 
         def close_db(_: object) -> None:
+            self.reads.stop()
             self._db.close()
 
         return self._writer.stop().addCallback(close_db)

@@ -57,6 +57,6 @@ class Options(RaftGroupOptions):
 
 def makeService(options: Any) -> IService:
     """Build (but do not start) the node's services."""
-    from ..kv.server import KVServer
+    from ..server.kvserver import KVServer
 
     return KVServer.from_options(options)

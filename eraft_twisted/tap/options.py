@@ -13,7 +13,7 @@ from typing import Any
 
 from twisted.python import usage
 
-from ..rpc.transport import parse_address
+from ..net import parse_address
 
 
 class ConfigError(Exception):

@@ -7,7 +7,8 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from eraft_twisted.kdb.server import RouterServer, register_config
-from eraft_twisted.resp.commands import CommandTable, register_connection_commands
+from eraft_twisted.resp.commands import CommandTable
+from eraft_twisted.resp.connection import register_connection_commands
 from eraft_twisted.resp.protocol import RespServerFactory
 from eraft_twisted.tap import eraftkdb
 

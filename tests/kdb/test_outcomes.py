@@ -62,7 +62,9 @@ class AppendLog(threading.Thread):
         twice = sorted({t for t in tokens if tokens.count(t) > 1})
         test.assertEqual(twice, [], f"{self.key}: writes applied twice")
         applied = set(tokens)
-        by = {k: sorted(n for n, o in self.outcomes.items() if o == k) for k in ("acked", "refused")}
+        by = {
+            k: sorted(n for n, o in self.outcomes.items() if o == k) for k in ("acked", "refused")
+        }
         lost = [n for n in by["acked"] if n not in applied]
         test.assertEqual(lost, [], f"{self.key}: acknowledged writes lost")
         phantom = [n for n in by["refused"] if n in applied]
@@ -102,10 +104,7 @@ class OutcomeTests(unittest.TestCase):
         clients = [
             AppendLog(lambda: self.d.client(timeout=10), f"via-router:{i}", depth=1)
             for i in range(4)
-        ] + [
-            AppendLog(lambda: node.client(timeout=10), f"direct:{i}", depth=20)
-            for i in range(2)
-        ]
+        ] + [AppendLog(lambda: node.client(timeout=10), f"direct:{i}", depth=20) for i in range(2)]
         for _ in range(3):
             self.make_leader(0)
             if not clients[0].is_alive():

@@ -14,7 +14,8 @@ from eraft_twisted.resp.client import (
     ReplyTimeout,
     RespClientPool,
 )
-from eraft_twisted.resp.commands import CommandError, CommandTable, register_connection_commands
+from eraft_twisted.resp.commands import CommandError, CommandTable
+from eraft_twisted.resp.connection import register_connection_commands
 from eraft_twisted.resp.protocol import RespServerFactory
 
 
@@ -85,7 +86,6 @@ class ClientTests(unittest.TestCase):
             yield d
         # Let the server's delayed reply fire before the reactor is checked.
         yield task.deferLater(reactor, 0.05, lambda: None)
-
 
     @defer.inlineCallbacks
     def test_a_reply_that_does_not_come_in_time(self) -> Any:

@@ -9,12 +9,9 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from eraft_twisted.resp.commands import (
-    CommandError,
-    CommandTable,
-    ServerInfo,
-    register_connection_commands,
-)
+from eraft_twisted import REDIS_VERSION
+from eraft_twisted.resp.commands import CommandError, CommandTable
+from eraft_twisted.resp.connection import ServerInfo, register_connection_commands
 from eraft_twisted.resp.encoder import OK, PONG, ErrorReply, SimpleString, Verbatim
 from eraft_twisted.resp.state import ClientRegistry, ConnectionState
 
@@ -228,7 +225,7 @@ class ConnectionCommandTests(Setup, SynchronousTestCase):
             reply,
             {
                 "server": "redis",
-                "version": "7.0.0",
+                "version": REDIS_VERSION,
                 "proto": 2,
                 "id": self.conn.id,
                 "mode": "standalone",

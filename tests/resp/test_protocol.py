@@ -10,7 +10,8 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from eraft_twisted.resp.commands import CommandTable, register_connection_commands
+from eraft_twisted.resp.commands import CommandTable
+from eraft_twisted.resp.connection import register_connection_commands
 from eraft_twisted.resp.encoder import OK
 from eraft_twisted.resp.protocol import RespServerFactory, RespServerProtocol
 from eraft_twisted.resp.state import ConnectionState

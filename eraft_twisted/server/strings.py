@@ -13,11 +13,7 @@ from typing import Any
 from twisted.internet import defer
 
 from ..hashslot import SLOTS, key_hash_slot
-from ..node.errors import RaftTimeout, RaftUnavailable
-from ..raft.types import NotLeader, ProposalDropped, RaftError
-from ..resp.commands import CommandError, CommandTable
-from ..resp.encoder import SimpleString
-from .statemachine import (
+from ..kv.statemachine import (
     KEEPTTL,
     OK,
     Op,
@@ -27,7 +23,11 @@ from .statemachine import (
     relative,
     unpack_record,
 )
-from .store import KVStore
+from ..kv.store import KVStore
+from ..node.errors import RaftTimeout, RaftUnavailable
+from ..raft.types import NotLeader, ProposalDropped, RaftError
+from ..resp.commands import CommandError, CommandTable
+from ..resp.encoder import SimpleString
 
 Handler = Callable[[Any, list[bytes]], Any]
 
@@ -40,7 +40,7 @@ deadlines before the leader proposes a bare time entry."""
 
 
 def _int_arg(value: bytes) -> int:
-    from .statemachine import parse_int
+    from ..kv.statemachine import parse_int
 
     n = parse_int(value)
     if n is None:

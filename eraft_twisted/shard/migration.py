@@ -6,7 +6,7 @@ group, propose the next config once the previous one's incoming slots are
 installed, pull incoming slot ranges from their old owner in chunks (each
 chunk proposed through this group's log), mark them done, and tell the old
 owner it may delete its copy. All of it is re-driven from the replicated
-:class:`~eraft_twisted.kv.shards.ShardState`, so a new leader picks up
+:class:`~eraft_twisted.shard.state.ShardState`, so a new leader picks up
 where a crashed one stopped.
 
 Proposals here go only through this node as leader (never forwarded), and
@@ -22,15 +22,12 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, Protocol
 
-from twisted.internet import defer, task, threads
+from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from ..kv.statemachine import Op, encode_op
 from ..raft.types import RaftError
-from ..resp.client import RespClientPool
-from ..resp.commands import CommandError
-from ..resp.encoder import SimpleString
-from .commands import KVCommands
-from .statemachine import Op, encode_op
 
 log = Logger()
 
@@ -51,6 +48,17 @@ class MetaClient(Protocol):
         ...
 
 
+class GroupCaller(Protocol):
+    """Runs one command on a server of another group (the server layer
+    provides it over RESP: this package does not speak RESP)."""
+
+    reactor: IReactorTime
+
+    def call(self, address: str, *args: Any) -> defer.Deferred[Any]:
+        """The reply of ``args`` run on ``address``; fails if it cannot be had."""
+        ...
+
+
 class ShardDriver:
     """Keeps one group's slots in step with the meta group's configs."""
 
@@ -60,7 +68,7 @@ class ShardDriver:
         sm: Any,
         group: int,
         meta: MetaClient,
-        pool: RespClientPool,
+        pool: GroupCaller,
         servers: Callable[[], list[str] | None],
         now_ms: Callable[[], int],
     ) -> None:
@@ -207,65 +215,3 @@ class ShardDriver:
     def _release(self, num: int, lo: int, hi: int, src: int, term: int) -> Any:
         yield self._call_source(src, "ERAFT.MIGRATE.RELEASE", num, lo, hi)
         yield self._propose(term, Op.NOTIFIED, num, lo, hi)
-
-
-class MigrationCommands:
-    """The source side: ERAFT.MIGRATE.PULL and ERAFT.MIGRATE.RELEASE (internal)."""
-
-    def __init__(self, node: Any, sm: Any, storage: Any, reactor: Any, now_ms: Callable[[], int]):
-        self.node = node
-        self.sm = sm
-        self.storage = storage
-        self.reactor = reactor
-        self.now_ms = now_ms
-
-    def register(self, table: Any) -> None:
-        table.register("eraft.migrate.pull", 6, ["admin"], self.pull, 0, 0, 0)
-        table.register("eraft.migrate.release", 4, ["admin"], self.release, 0, 0, 0)
-
-    @staticmethod
-    def _ints(argv: list[bytes]) -> list[int]:
-        try:
-            return [int(a) for a in argv]
-        except ValueError:
-            raise CommandError("value is not an integer or out of range") from None
-
-    def pull(self, conn: Any, argv: list[bytes]) -> defer.Deferred[Any]:
-        """``num lo hi cursor count``: up to ``count`` items of slots lo..hi
-        after key ``cursor``, once this group has handed them over at
-        config ``num``; replies ``[next cursor or "", [key, record, ...]]``."""
-        num, lo, hi = self._ints(argv[1:4])
-        cursor = argv[4] or None
-        (count,) = self._ints(argv[5:6])
-
-        def check() -> int:
-            if not self.sm.shards.frozen_for(num, lo, hi):
-                raise CommandError(
-                    f"slots {lo}-{hi} are not handed over at config {num} here yet",
-                    code="TRYAGAIN",
-                )
-            # The range is frozen: no read here judges its keys after this.
-            return int(self.sm.log_time)
-
-        def read(log_time: int) -> Any:
-            def chunk() -> list[Any]:
-                items = list(self.storage.scan(lo, hi, start_after=cursor, count=count))
-                flat = [x for kv in items for x in kv]
-                nxt = items[-1][0] if len(items) == count else b""
-                return [nxt, flat, log_time]
-
-            if getattr(self.storage, "synchronous", False):
-                return chunk()
-            return threads.deferToThreadPool(self.reactor, self.reactor.getThreadPool(), chunk)
-
-        d = self.node.read(check)
-        # Every applied write of the range is on disk before we scan it.
-        d.addCallback(lambda t: self.storage.barrier(sync=False).addCallback(lambda _: t))
-        d.addCallback(read)
-        return d.addErrback(KVCommands._failure)
-
-    def release(self, conn: Any, argv: list[bytes]) -> defer.Deferred[Any]:
-        """``num lo hi``: the new owner has the range; delete our copy."""
-        num, lo, hi = self._ints(argv[1:4])
-        d = self.node.propose(encode_op(Op.RELEASE, self.now_ms(), num, lo, hi))
-        return d.addCallbacks(lambda _: SimpleString("OK"), KVCommands._failure)

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..hashslot import key_hash_slot
+from ..hashslot import SLOTS, key_hash_slot
+from ..net import parse_address
 from ..resp.commands import CommandTable
 from ..resp.encoder import Verbatim
-from ..rpc.transport import parse_address
 
 
 def node_name(group: str, node_id: int) -> str:
@@ -72,7 +72,7 @@ class ClusterCommands:
         shards, _ = self.topology()
         assigned = sum(hi - lo + 1 for s in shards for lo, hi in s.ranges)
         known = sum(len(s.nodes) for s in shards)
-        state = "ok" if assigned == 16384 else "fail"
+        state = "ok" if assigned == SLOTS else "fail"
         lines = [
             f"cluster_state:{state}",
             f"cluster_slots_assigned:{assigned}",

@@ -9,24 +9,29 @@ from twisted.application.internet import TimerService
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from .. import REDIS_VERSION
+from ..hashslot import SLOTS
+from ..kv.app import KVApplication
+from ..kv.statemachine import Op, encode_op
+from ..kv.store import KVStore
+from ..net import tcp_endpoint
 from ..node.errors import REJOIN
-from ..node.group import RaftGroupServer, tcp_endpoint
+from ..node.group import RaftGroupServer
 from ..raft.types import NONE
 from ..resp.client import RespClientPool
-from ..resp.commands import CommandError, CommandTable, register_connection_commands
+from ..resp.commands import CommandError, CommandTable
+from ..resp.connection import register_connection_commands
 from ..resp.encoder import Verbatim
 from ..resp.protocol import MAX_CLIENTS, RespServerFactory
 from ..rpc.commands import ChangeMembership
 from ..rpc.metaclient import AMPMetaClient
+from ..shard.migration import ShardDriver
+from ..shard.statemachine import ShardedStateMachine
 from .admin import ConfigCommands, RaftAdmin
-from .app import KVApplication
 from .cluster import ClusterCommands, Shard, ShardNode, node_name
-from .commands import KVCommands
 from .info import InfoBuilder, raft_fields
-from .migration import MigrationCommands, ShardDriver
-from .shards import ranges_of
-from .statemachine import Op, encode_op
-from .store import KVStore
+from .migration import MigrationCommands
+from .strings import KVCommands
 
 SWEEP_INTERVAL = 0.05
 """Seconds between the leader's looks at the expiry index: how late, at
@@ -116,10 +121,12 @@ class KVServer(RaftGroupServer):
         me = node_name(self.group, self.node_id)
         shards = self.app.sm.shards
         if not shards.sharded():
-            return [Shard([(0, 16383)], mine)], me
+            return [Shard([(0, SLOTS - 1)], mine)], me
+        owned: dict[int, list[tuple[int, int]]] = {}
+        for lo, hi, gid in shards.owner_ranges():
+            owned.setdefault(gid, []).append((lo, hi))
         out = []
         for gid, servers in sorted(shards.groups.items()):
-            owned = {s for s in range(16384) if shards.owners[s] == gid}
             if gid == shards.group:
                 nodes = mine
             else:
@@ -127,7 +134,7 @@ class KVServer(RaftGroupServer):
                     ShardNode(node_name(f"kv-{gid}", i), addr, i == 0)
                     for i, addr in enumerate(servers)
                 ]
-            out.append(Shard(ranges_of(owned), nodes))
+            out.append(Shard(owned.get(gid, []), nodes))
         return out, me
 
     def _start_sharding(self, table: CommandTable) -> None:
@@ -222,7 +229,7 @@ class KVServer(RaftGroupServer):
         self.store.load_expiry().addErrback(
             lambda f: log.failure("loading key expiry times failed", f)
         )
-        return KVApplication(self.store)
+        return KVApplication(self.store, ShardedStateMachine(self.store))
 
     def describe(self) -> str:
         return f"peers on {self.peers[self.node_id]}, RESP on {self.resp_address}"
@@ -232,7 +239,7 @@ class KVServer(RaftGroupServer):
         self.info = InfoBuilder(self)
         table = CommandTable()
         register_connection_commands(
-            table, {"version": "7.2.0", "role": "master", "mode": "standalone"}
+            table, {"version": REDIS_VERSION, "role": "master", "mode": "standalone"}
         )
         self.commands.register(table)
         table.register("info", -1, ["readonly"], self._info, first_key=0, last_key=0)

@@ -10,11 +10,12 @@ from twisted.internet import defer, task
 from twisted.internet.error import ConnectionRefusedError
 from twisted.trial import unittest
 
-from eraft_twisted.kv.migration import PULL_RETRIES, PULL_RETRY_DELAY, ShardDriver
-from eraft_twisted.kv.shards import ShardState
-from eraft_twisted.kv.statemachine import KVStateMachine, Op
+from eraft_twisted.kv.statemachine import Op
 from eraft_twisted.kv.store import KVStore
 from eraft_twisted.raft.types import ConfState
+from eraft_twisted.shard.migration import PULL_RETRIES, PULL_RETRY_DELAY, ShardDriver
+from eraft_twisted.shard.state import ShardState
+from eraft_twisted.shard.statemachine import ShardedStateMachine
 from eraft_twisted.storage.leveldb import LevelDBStorage
 
 A, B = 1, 2
@@ -55,7 +56,7 @@ class FakeNode:
     def __init__(self, shards: ShardState) -> None:
         self.proposed: list[list[Any]] = []
         self.store = KVStore(LevelDBStorage.in_memory(ConfState((0,))), None)
-        self.sm = KVStateMachine(self.store)
+        self.sm = ShardedStateMachine(self.store)
         self.sm.shards = shards
 
     def propose_local(self, data: bytes) -> defer.Deferred[Any]:

@@ -6,10 +6,11 @@ from twisted.trial import unittest
 
 from eraft_twisted.hashslot import key_hash_slot
 from eraft_twisted.kv.app import KVApplication
-from eraft_twisted.kv.shards import ShardState, ranges_of
 from eraft_twisted.kv.statemachine import Op, encode_op
 from eraft_twisted.kv.store import KVStore
 from eraft_twisted.raft.types import ConfState, Entry, EntryType, Snapshot, SnapshotMeta
+from eraft_twisted.shard.state import ShardState, ranges_of
+from eraft_twisted.shard.statemachine import ShardedStateMachine
 from eraft_twisted.storage.leveldb import LevelDBStorage
 
 A, B = 1, 2
@@ -97,7 +98,7 @@ class Group:
         self.storage = LevelDBStorage.in_memory(ConfState((0,)))
         self.storage.persist([Entry(1, i) for i in range(1, 500)])
         self.store = KVStore(self.storage, None)
-        self.app = KVApplication(self.store)
+        self.app = KVApplication(self.store, ShardedStateMachine(self.store))
         self.index = 0
 
     def apply(self, op: Op, *args: object) -> object:
@@ -145,7 +146,8 @@ class MigrationTests(unittest.TestCase):
         b.apply(Op.NOTIFIED, 2, 8192, 16383)
         self.assertEqual(b.app.sm.shards.notify, {})
         # The state survives a restart (it is replicated state on disk).
-        again = KVApplication(KVStore(b.storage, None))
+        store = KVStore(b.storage, None)
+        again = KVApplication(store, ShardedStateMachine(store))
         self.assertEqual(again.sm.shards, b.app.sm.shards)
 
     def test_a_snapshot_install_brings_the_senders_slot_ownership(self) -> None:

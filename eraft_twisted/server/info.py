@@ -6,7 +6,7 @@ import os
 import time
 from typing import Any
 
-from .. import __version__
+from .. import REDIS_VERSION, __version__
 
 SECTIONS = (
     "server",
@@ -87,7 +87,7 @@ class InfoBuilder:
         srv = self.server
         host, _, port = srv.resp_address.rpartition(":")
         return [
-            ("redis_version", "7.2.0"),
+            ("redis_version", REDIS_VERSION),
             ("eraft_version", __version__),
             ("redis_mode", "standalone"),
             ("os", os.uname().sysname),
@@ -150,7 +150,7 @@ class InfoBuilder:
             # The leader drives (and counts) the copies; followers only apply them.
             ("shard_leader", int(bool(self.server.node.is_leader))),
             ("shard_config", shards.num),
-            ("shard_slots_served", sum(1 for s in range(16384) if shards.check_slot(s) is None)),
+            ("shard_slots_served", shards.slots_served()),
             ("shard_incoming", runs(shards.incoming)),
             ("shard_outgoing", runs(shards.outgoing)),
             ("shard_release_pending", runs(shards.notify)),

@@ -29,9 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..hashslot import key_hash_slot
-
-SLOTS = 16384
+from ..hashslot import SLOTS, key_hash_slot
 
 
 def ranges_of(slots: dict[int, Any] | set[int]) -> list[tuple[int, int]]:
@@ -74,6 +72,12 @@ class ShardState:
     copied: dict[tuple[int, int, int], bytes] = field(default_factory=dict)
     """(config num, lo, hi) -> the last key installed so far of an incoming
     run (absent: no chunk yet; b"": the first chunk was empty)."""
+    _ranges: dict[tuple[str, int, int, int], list[Any]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """Memo of :meth:`owner_ranges` / :meth:`served_ranges`. ``owners`` only
+    changes with ``num`` and ``incoming`` only shrinks, so (group, num,
+    len(incoming)) names one state."""
 
     # -- queries ---------------------------------------------------------
     def sharded(self) -> bool:
@@ -109,6 +113,44 @@ class ShardState:
         while slot < len(owners) and owners[slot] == group and slot not in incoming:
             slot += 1
         return slot
+
+    def _memo(self, kind: str, compute: Any) -> list[Any]:
+        key = (kind, self.group, self.num, len(self.incoming))
+        cached = self._ranges.get(key)
+        if cached is None:
+            self._ranges.clear()
+            cached = self._ranges[key] = compute()
+        return cached
+
+    def owner_ranges(self) -> list[tuple[int, int, int]]:
+        """``(lo, hi, group)`` runs of the slot owners (group 0: nobody)."""
+        return self._memo("owners", lambda: [tuple(r) for r in _owner_ranges(self.owners)])
+
+    def served_ranges(self) -> list[tuple[int, int]]:
+        """The ``(lo, hi)`` slot runs this group serves right now."""
+        if not self.sharded():
+            return [(0, SLOTS - 1)]
+
+        def compute() -> list[tuple[int, int]]:
+            out: list[tuple[int, int]] = []
+            for lo, hi, gid in self.owner_ranges():
+                if gid != self.group:
+                    continue
+                slot = lo
+                while slot <= hi:
+                    if slot in self.incoming:
+                        slot += 1
+                        continue
+                    end = min(hi + 1, self.served_until(slot))
+                    out.append((slot, end - 1))
+                    slot = end
+            return out
+
+        return self._memo("served", compute)
+
+    def slots_served(self) -> int:
+        """How many slots this group serves right now."""
+        return sum(hi - lo + 1 for lo, hi in self.served_ranges())
 
     # -- transitions (deterministic, applied through the log) -------------
     def apply_config(self, group: int, config: dict[str, Any]) -> bool:

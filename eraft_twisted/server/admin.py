@@ -8,11 +8,11 @@ from typing import Any
 
 from twisted.internet import defer
 
+from ..net import parse_address
 from ..raft.types import NONE, ConfChangeType
 from ..resp.commands import CommandError, CommandTable
 from ..resp.encoder import SimpleString
-from ..rpc.transport import parse_address
-from .commands import KVCommands
+from .strings import KVCommands
 
 
 def _node_id(raw: bytes) -> int:

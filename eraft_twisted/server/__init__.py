@@ -1,0 +1,1 @@
+"""The node process: RESP command handlers and `KVServer` (DESIGN: `server/`)."""

@@ -1,0 +1,73 @@
+"""The source side of a slot move: ERAFT.MIGRATE.PULL and ERAFT.MIGRATE.RELEASE."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer
+
+from ..kv.statemachine import Op, encode_op
+from ..resp.commands import CommandError
+from ..resp.encoder import SimpleString
+from .strings import KVCommands
+
+
+class MigrationCommands:
+    """The source side: ERAFT.MIGRATE.PULL and ERAFT.MIGRATE.RELEASE (internal)."""
+
+    def __init__(self, node: Any, sm: Any, storage: Any, reactor: Any, now_ms: Callable[[], int]):
+        self.node = node
+        self.sm = sm
+        self.storage = storage
+        self.reactor = reactor
+        self.now_ms = now_ms
+
+    def register(self, table: Any) -> None:
+        table.register("eraft.migrate.pull", 6, ["admin"], self.pull, 0, 0, 0)
+        table.register("eraft.migrate.release", 4, ["admin"], self.release, 0, 0, 0)
+
+    @staticmethod
+    def _ints(argv: list[bytes]) -> list[int]:
+        try:
+            return [int(a) for a in argv]
+        except ValueError:
+            raise CommandError("value is not an integer or out of range") from None
+
+    def pull(self, conn: Any, argv: list[bytes]) -> defer.Deferred[Any]:
+        """``num lo hi cursor count``: up to ``count`` items of slots lo..hi
+        after key ``cursor``, once this group has handed them over at
+        config ``num``; replies ``[next cursor or "", [key, record, ...]]``."""
+        num, lo, hi = self._ints(argv[1:4])
+        cursor = argv[4] or None
+        (count,) = self._ints(argv[5:6])
+
+        def check() -> int:
+            if not self.sm.shards.frozen_for(num, lo, hi):
+                raise CommandError(
+                    f"slots {lo}-{hi} are not handed over at config {num} here yet",
+                    code="TRYAGAIN",
+                )
+            # The range is frozen: no read here judges its keys after this.
+            return int(self.sm.log_time)
+
+        def read(log_time: int) -> Any:
+            def chunk() -> list[Any]:
+                items = list(self.storage.scan(lo, hi, start_after=cursor, count=count))
+                flat = [x for kv in items for x in kv]
+                nxt = items[-1][0] if len(items) == count else b""
+                return [nxt, flat, log_time]
+
+            return self.storage.reads.run(chunk)
+
+        d = self.node.read(check)
+        # Every applied write of the range is on disk before we scan it.
+        d.addCallback(lambda t: self.storage.barrier(sync=False).addCallback(lambda _: t))
+        d.addCallback(read)
+        return d.addErrback(KVCommands._failure)
+
+    def release(self, conn: Any, argv: list[bytes]) -> defer.Deferred[Any]:
+        """``num lo hi``: the new owner has the range; delete our copy."""
+        num, lo, hi = self._ints(argv[1:4])
+        d = self.node.propose(encode_op(Op.RELEASE, self.now_ms(), num, lo, hi))
+        return d.addCallbacks(lambda _: SimpleString("OK"), KVCommands._failure)

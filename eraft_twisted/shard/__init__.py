@@ -1,0 +1,1 @@
+"""Slot ownership, the migration driver and the owner map (DESIGN: `shard/`)."""

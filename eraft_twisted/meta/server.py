@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application import strports
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.web.server import Site
 
-from ..net import tcp_endpoint
 from ..node.group import RaftGroupServer
 from ..rpc.identity import META
 from .api import MetaAPI
@@ -50,7 +48,7 @@ class MetaServer(RaftGroupServer):
     def start_listeners(self) -> None:
         self.site = Site(AdminAPI(self.node, self.app, self.addresses, self.identity))
         self.site.displayTracebacks = False
-        strports.service(tcp_endpoint(self.admin_address), self.site).setServiceParent(self)
+        self.listen(self.admin_address, self.site)
 
     def describe(self) -> str:
         return f"peers on {self.peers[self.node_id]}, admin API on http://{self.admin_address}"

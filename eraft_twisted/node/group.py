@@ -12,6 +12,7 @@ from typing import Any
 from twisted.application import strports
 from twisted.application.service import MultiService
 from twisted.internet import defer
+from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
@@ -118,12 +119,9 @@ class RaftGroupServer(MultiService):
 
     def startService(self) -> None:
         try:
-            self.storage = LevelDBStorage.open(
-                self.data_dir,
-                reactor=self.reactor,
-                fsync=self.fsync,  # type: ignore[arg-type]
-                # A joining node starts with no members: the group adds it.
-                conf=ConfState() if self.join else ConfState(tuple(range(len(self.peers)))),
+            # A joining node starts with no members: the group adds it.
+            self.storage = self.open_storage(
+                ConfState() if self.join else ConfState(tuple(range(len(self.peers))))
             )
             self.identity = load_identity(
                 self.storage,
@@ -159,9 +157,7 @@ class RaftGroupServer(MultiService):
             reactor=self.reactor,
         )
         others = {i: a for i, a in self.addresses().items() if i != self.node_id}
-        transport = self.transport = PeerTransport(
-            self.reactor, node, self.identity, others, node.report_unreachable
-        )
+        transport = self.transport = self.make_transport(node, others)
         node.transport = transport
         node.on_member_address.append(transport.add_peer)
         node.fail_stop_hook = self._fail_stop
@@ -169,9 +165,7 @@ class RaftGroupServer(MultiService):
         app.on_addresses.append(self._addresses_changed)
         node.setServiceParent(self)
         transport.setServiceParent(self)
-        strports.service(
-            tcp_endpoint(self.peers[self.node_id]), self.peer_factory()
-        ).setServiceParent(self)
+        self.listen(self.peers[self.node_id], self.peer_factory())
         self.start_listeners()
         log.info(
             "{cmd} node {id} of {n}: {what}, data in {data}, {ident}",
@@ -183,6 +177,24 @@ class RaftGroupServer(MultiService):
             ident=self.identity.describe(),
         )
         super().startService()
+
+    # -- what a test harness replaces (an in-process cluster) ----------------
+    def open_storage(self, conf: ConfState) -> LevelDBStorage:
+        """This member's storage: LevelDB in ``data_dir`` (blocks while it opens)."""
+        return LevelDBStorage.open(
+            self.data_dir,
+            reactor=self.reactor,
+            fsync=self.fsync,  # type: ignore[arg-type]
+            conf=conf,
+        )
+
+    def make_transport(self, node: RaftNode, others: dict[int, str]) -> PeerTransport:
+        """The links to the other members (AMP over TCP)."""
+        return PeerTransport(self.reactor, node, self.identity, others, node.report_unreachable)
+
+    def listen(self, address: str, factory: IProtocolFactory) -> None:
+        """Serve ``factory`` on ``host:port`` while this service runs."""
+        strports.service(tcp_endpoint(address), factory).setServiceParent(self)
 
     def _conf_changed(self, entry: Any) -> None:
         cc, _ = decode_conf_change(entry.data)

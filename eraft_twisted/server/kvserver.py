@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application import strports
 from twisted.application.internet import TimerService
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -14,7 +13,6 @@ from ..hashslot import SLOTS
 from ..kv.app import KVApplication
 from ..kv.statemachine import Op, encode_op
 from ..kv.store import KVStore
-from ..net import tcp_endpoint
 from ..node.errors import REJOIN
 from ..node.group import RaftGroupServer
 from ..raft.types import NONE
@@ -250,7 +248,7 @@ class KVServer(RaftGroupServer):
         self.resp_factory = RespServerFactory(
             table, max_bulk=self.max_bulk, max_clients=self.max_clients, **self.client_limits
         )
-        strports.service(tcp_endpoint(self.resp_address), self.resp_factory).setServiceParent(self)
+        self.listen(self.resp_address, self.resp_factory)
         TimerService(SWEEP_INTERVAL, self._sweep).setServiceParent(self)
         TimerService(1.0, self._announce).setServiceParent(self)
         if self.meta:

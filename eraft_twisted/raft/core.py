@@ -3,8 +3,11 @@
 Modelled on etcd's raft: messages in through :meth:`Raft.step`, time in
 through :meth:`Raft.tick`, and everything to do comes out as ``msgs`` and
 the log's unstable/committed entries, collected by
-:class:`~eraft_twisted.raft.rawnode.RawNode` into a ``Ready``. One step
-function per role.
+:class:`~eraft_twisted.raft.rawnode.RawNode` into a ``Ready``. This module
+holds the state, the term rules common to every role, sending, role changes
+and membership; one step function per role lives in :mod:`.leader`,
+:mod:`.follower` and :mod:`.election` (the candidate's), reads by read index
+in :mod:`.readindex`.
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import lostdata
+from . import readindex
 from .confchange import InvalidConfChange, apply_conf_change, decode_conf_change
 from .confchange import encode_conf_change as _encode_cc
+from .election import CAMPAIGN_TRANSFER, campaign, handle_vote_request, in_lease, step_candidate
+from .follower import step_follower, tick_election
+from .leader import maybe_commit, step_leader, tick_heartbeat
 from .log import RaftLog
 from .progress import Progress, ProgressState
 from .storage import Storage
@@ -25,7 +31,6 @@ from .types import (
     CompactedError,
     ConfChange,
     ConfChangeInProgress,
-    ConfChangeType,
     ConfState,
     Entry,
     EntryType,
@@ -40,8 +45,7 @@ from .types import (
     Snapshot,
 )
 
-CAMPAIGN_TRANSFER = b"transfer"
-"""Context of vote requests sent after TimeoutNow: they bypass the leader lease."""
+__all__ = ["CAMPAIGN_TRANSFER", "Config", "Raft"]
 
 MT = MessageType
 
@@ -66,16 +70,6 @@ class Config:
     expected until the group has added it."""
 
 
-class _ReadRequest:
-    __slots__ = ("index", "frm", "ctx", "acks")
-
-    def __init__(self, index: int, frm: int, ctx: bytes) -> None:
-        self.index = index
-        self.frm = frm
-        self.ctx = ctx
-        self.acks: set[int] = set()
-
-
 class Raft:
     """One node's Raft state. Drive it through RawNode."""
 
@@ -97,8 +91,8 @@ class Raft:
         """Ticks spent with an empty log and no leader (see lostdata.refuses_vote)."""
         self.conf_log: list[tuple[int, ConfState]] = []
         self.conf = self.base_conf
-        self.role = Role.FOLLOWER  # _scan_conf looks at the role
-        self._scan_conf(self.log.conf_entries())
+        self.role = Role.FOLLOWER  # scan_conf looks at the role
+        self.scan_conf(self.log.conf_entries())
         self.term = hs.term
         self.vote = hs.vote
         if hs.commit:
@@ -116,15 +110,20 @@ class Raft:
         self.randomized_election_timeout = config.election_tick
         self.lead_transferee = NONE
         self.pending_conf_index = 0
-        self.read_queue: OrderedDict[bytes, _ReadRequest] = OrderedDict()
+        self.read_queue: OrderedDict[bytes, readindex.ReadRequest] = OrderedDict()
         self.pending_reads: list[Message] = []
         self.needs_broadcast = False
         self.needs_read_heartbeat = False
-        self._step: Callable[[Message], None] = self._step_follower
+        self._step: Callable[[Raft, Message], None] = step_follower
         self.become_follower(self.term, NONE)
 
+    # Reads by read index (readindex.py), as methods so that a test can swap
+    # the leader's rule for a broken one.
+    _leader_read_index = readindex.leader_read_index
+    _answer_read = readindex.answer_read
+
     # -- membership ----------------------------------------------------
-    def _scan_conf(self, entries: list[Entry] | tuple[Entry, ...]) -> None:
+    def scan_conf(self, entries: list[Entry] | tuple[Entry, ...]) -> None:
         """Track the configuration entries among newly appended ``entries``."""
         if not entries:
             return
@@ -275,7 +274,7 @@ class Raft:
             self.needs_read_heartbeat = False
             if self.role == Role.LEADER and self.read_queue:
                 # Acks for the newest request confirm every older one too.
-                self.bcast_heartbeat(self._last_read_ctx())
+                self.bcast_heartbeat(readindex.last_read_ctx(self))
 
     # -- role changes --------------------------------------------------
     def reset(self, term: int) -> None:
@@ -304,14 +303,14 @@ class Raft:
 
     def become_follower(self, term: int, leader: int) -> None:
         self.reset(term)
-        self._step = self._step_follower
+        self._step = step_follower
         self.leader = leader
         self.role = Role.FOLLOWER
 
     def become_pre_candidate(self) -> None:
         if self.role == Role.LEADER:
             raise AssertionError("leader cannot become pre-candidate")
-        self._step = self._step_candidate
+        self._step = step_candidate
         self.votes = {}
         self.leader = NONE
         self.role = Role.PRE_CANDIDATE
@@ -320,7 +319,7 @@ class Raft:
         if self.role == Role.LEADER:
             raise AssertionError("leader cannot become candidate")
         self.reset(self.term + 1)
-        self._step = self._step_candidate
+        self._step = step_candidate
         self.vote = self.id
         self.role = Role.CANDIDATE
 
@@ -328,7 +327,7 @@ class Raft:
         if self.role == Role.FOLLOWER:
             raise AssertionError("follower cannot become leader")
         self.reset(self.term)
-        self._step = self._step_leader
+        self._step = step_leader
         self.leader = self.id
         self.role = Role.LEADER
         for pr in self.prs.values():
@@ -339,102 +338,25 @@ class Raft:
 
     # -- elections -------------------------------------------------------
     def hup(self, transfer: bool = False) -> None:
+        """Start an election (after TimeoutNow if ``transfer``) if allowed."""
         if self.role == Role.LEADER or not self.promotable():
             return
         if self.cfg.pre_vote and not transfer:
-            self.campaign(MT.PREVOTE, b"")
+            campaign(self, MT.PREVOTE, b"")
         else:
-            self.campaign(MT.VOTE, CAMPAIGN_TRANSFER if transfer else b"")
-
-    def campaign(self, kind: MessageType, ctx: bytes) -> None:
-        if kind == MT.PREVOTE:
-            self.become_pre_candidate()
-            term = self.term + 1
-            resp = MT.PREVOTE_RESP
-        else:
-            self.become_candidate()
-            term = self.term
-            resp = MT.VOTE_RESP
-        if self.poll(self.id, resp, True) == 1:
-            if kind == MT.PREVOTE:
-                self.campaign(MT.VOTE, ctx)
-            else:
-                self.become_leader()
-            return
-        for nid in self.conf.voters:
-            if nid != self.id:
-                self.send(
-                    Message(
-                        kind,
-                        to=nid,
-                        term=term,
-                        index=self.log.last_index(),
-                        log_term=self.log.last_term(),
-                        commit=self.log.committed,
-                        context=ctx,
-                    )
-                )
-
-    def poll(self, nid: int, kind: MessageType, granted: bool) -> int:
-        """Record a vote; 1 = won, -1 = lost, 0 = pending."""
-        if nid in self.conf.voters:
-            self.votes.setdefault(nid, granted)
-        yes = sum(1 for v, g in self.votes.items() if g and v in self.conf.voters)
-        no = sum(1 for v, g in self.votes.items() if not g and v in self.conf.voters)
-        q = self.quorum()
-        if yes >= q:
-            return 1
-        if no > len(self.conf.voters) - q:
-            return -1
-        return 0
+            campaign(self, MT.VOTE, CAMPAIGN_TRANSFER if transfer else b"")
 
     # -- time ------------------------------------------------------------
     def tick(self) -> None:
+        """Advance logical time by one tick."""
         if self.halted:
             return
         if self.leader == NONE and self.log.last_index() == 0:
             self.empty_ticks += 1
         if self.role == Role.LEADER:
-            self._tick_heartbeat()
+            tick_heartbeat(self)
         else:
-            self._tick_election()
-
-    def _tick_election(self) -> None:
-        self.election_elapsed += 1
-        if self.promotable() and self.election_elapsed >= self.randomized_election_timeout:
-            self.election_elapsed = 0
-            self.hup()
-
-    def _tick_heartbeat(self) -> None:
-        self.heartbeat_elapsed += 1
-        self.election_elapsed += 1
-        if self.election_elapsed >= self.cfg.election_tick:
-            self.election_elapsed = 0
-            if self.cfg.check_quorum and not self._quorum_active():
-                self.become_follower(self.term, NONE)
-                return
-            if self.lead_transferee != NONE:
-                self.lead_transferee = NONE
-        if self.role != Role.LEADER:
-            return
-        if self.heartbeat_elapsed >= self.cfg.heartbeat_tick:
-            self.heartbeat_elapsed = 0
-            self.bcast_heartbeat(self._last_read_ctx())
-
-    def _quorum_active(self) -> bool:
-        active = 0
-        for nid, pr in self.prs.items():
-            if nid == self.id:
-                if nid in self.conf.voters:
-                    active += 1
-                continue
-            if pr.recent_active and nid in self.conf.voters:
-                active += 1
-            pr.recent_active = False
-        return active >= self.quorum()
-
-    def _last_read_ctx(self) -> bytes:
-        return next(reversed(self.read_queue)) if self.read_queue else b""
+            tick_election(self)
 
     # -- the step function -------------------------------------------------
     def step(self, m: Message) -> None:
@@ -444,15 +366,8 @@ class Raft:
         if m.term == 0:
             pass
         elif m.term > self.term:
-            if m.type in (MT.VOTE, MT.PREVOTE):
-                force = m.context == CAMPAIGN_TRANSFER
-                in_lease = (
-                    self.cfg.check_quorum
-                    and self.leader != NONE
-                    and self.election_elapsed < self.cfg.election_tick
-                )
-                if not force and in_lease:
-                    return
+            if m.type in (MT.VOTE, MT.PREVOTE) and in_lease(self, m):
+                return
             if m.type == MT.PREVOTE:
                 pass
             elif m.type == MT.PREVOTE_RESP and not m.reject:
@@ -472,294 +387,9 @@ class Raft:
             return
 
         if m.type in (MT.VOTE, MT.PREVOTE):
-            can_vote = (
-                self.vote == m.frm
-                or (self.vote == NONE and self.leader == NONE)
-                or (m.type == MT.PREVOTE and m.term > self.term)
-            )
-            resp = MT.VOTE_RESP if m.type == MT.VOTE else MT.PREVOTE_RESP
-            if (
-                can_vote
-                and self.log.is_up_to_date(m.index, m.log_term)
-                and not lostdata.refuses_vote(self, m)
-            ):
-                self.send(Message(resp, to=m.frm, term=m.term))
-                if m.type == MT.VOTE:
-                    self.election_elapsed = 0
-                    self.vote = m.frm
-            elif self.term:  # an empty node at term 0 has no term to tell
-                self.send(Message(resp, to=m.frm, term=self.term, reject=True))
+            handle_vote_request(self, m)
             return
-        self._step(m)
-
-    def _step_leader(self, m: Message) -> None:
-        t = m.type
-        if t == MT.PROPOSE:
-            if self.id not in self.prs:
-                raise ProposalDropped("this node is being removed from the group")
-            if self.lead_transferee != NONE:
-                raise ProposalDropped("leadership transfer in progress")
-            self.append_entries(list(m.entries))
-            self.needs_broadcast = True
-            return
-        if t == MT.READ_INDEX:
-            self._leader_read_index(m)
-            return
-        if t == MT.TRANSFER_LEADER:
-            self._leader_transfer(m.frm)
-            return
-        pr = self.prs.get(m.frm)
-        if pr is None:
-            return
-        if t == MT.APPEND_RESP:
-            self._handle_append_resp(m, pr)
-        elif t == MT.HEARTBEAT_RESP:
-            pr.recent_active = True
-            pr.paused = False
-            # The appends in flight may all be lost: free a slot so that a
-            # live follower is probed again instead of starving forever.
-            if pr.state == ProgressState.REPLICATE and len(pr.inflights) >= pr.max_inflight:
-                pr.inflights.popleft()
-            if pr.match < self.log.last_index():
-                self.send_append(m.frm)
-            if m.context and m.context in self.read_queue:
-                self._read_ack(m.frm, m.context)
-        elif t == MT.SNAPSHOT_STATUS:
-            if pr.state != ProgressState.SNAPSHOT:
-                return
-            if m.reject:
-                pr.pending_snapshot = 0
-            pr.become_probe()
-            pr.paused = True
-
-    def _handle_append_resp(self, m: Message, pr: Progress) -> None:
-        pr.recent_active = True
-        if m.reject and m.reject_hint < pr.match:
-            lostdata.suspect(self, m.frm, pr, m.reject_hint)
-            return
-        if m.reject:
-            hint = m.reject_hint
-            if m.log_term > 0:
-                hint = self.log.find_conflict_by_term(m.reject_hint, m.log_term)
-            if pr.maybe_decr_to(m.index, hint):
-                if pr.state == ProgressState.REPLICATE:
-                    pr.become_probe()
-                self.send_append(m.frm)
-            return
-        old_paused = pr.is_paused()
-        if not pr.maybe_update(m.index):
-            return
-        if pr.state == ProgressState.PROBE:
-            pr.become_replicate()
-        elif pr.state == ProgressState.SNAPSHOT and pr.match >= pr.pending_snapshot:
-            pr.become_probe()
-            pr.become_replicate()
-        elif pr.state == ProgressState.REPLICATE:
-            pr.free_le(m.index)
-        if self.maybe_commit():
-            self.bcast_append()
-            if self.role != Role.LEADER:
-                return
-        elif old_paused:
-            self.send_append(m.frm)
-        while self.send_append(m.frm, send_if_empty=False):
-            pass
-        if m.frm == self.lead_transferee and pr.match == self.log.last_index():
-            self.send(Message(MT.TIMEOUT_NOW, to=m.frm))
-        self._maybe_promote(m.frm, pr)
-
-    def _maybe_promote(self, nid: int, pr: Progress) -> None:
-        if (
-            self.cfg.auto_promote_learners
-            and pr.is_learner
-            and pr.match >= self.log.committed
-            and self.pending_conf_index <= self.log.committed
-            and self.lead_transferee == NONE
-            and self.id in self.conf.voters
-        ):
-            self.propose_conf_change(ConfChange(ConfChangeType.ADD_VOTER, nid))
-
-    def maybe_commit(self) -> bool:
-        matches = sorted(
-            (pr.match for nid, pr in self.prs.items() if nid in self.conf.voters), reverse=True
-        )
-        if not matches:
-            return False
-        index = matches[self.quorum() - 1]
-        if not self.log.maybe_commit(index, self.term):
-            return False
-        if self.pending_reads and self._committed_in_term():
-            pending, self.pending_reads = self.pending_reads, []
-            for rm in pending:
-                self._leader_read_index(rm)
-        if self.id not in self.conf.voters and self.conf_index() <= self.log.committed:
-            self._step_down_removed()
-        return True
-
-    def _step_down_removed(self) -> None:
-        """Our own removal committed: hand off to the most caught-up voter."""
-        best = max(
-            (nid for nid in self.conf.voters if nid in self.prs),
-            key=lambda n: self.prs[n].match,
-            default=NONE,
-        )
-        if best != NONE:
-            if self.prs[best].match < self.log.last_index():
-                self.send_append(best)
-            self.send(Message(MT.TIMEOUT_NOW, to=best))
-        self.become_follower(self.term, NONE)
-
-    def _committed_in_term(self) -> bool:
-        return self.log.term(self.log.committed) == self.term
-
-    def _leader_read_index(self, m: Message) -> None:
-        if self.conf.voters == (self.id,):
-            self._answer_read(m.frm, self.log.committed, m.context)
-            return
-        if not self._committed_in_term():
-            self.pending_reads.append(m)
-            return
-        req = _ReadRequest(self.log.committed, m.frm, m.context)
-        req.acks.add(self.id)
-        self.read_queue[m.context] = req
-        self.needs_read_heartbeat = True
-
-    def _read_ack(self, frm: int, ctx: bytes) -> None:
-        req = self.read_queue[ctx]
-        if frm in self.conf.voters:
-            req.acks.add(frm)
-        if len(req.acks & set(self.conf.voters)) < self.quorum():
-            return
-        # A quorum confirmed this request, hence every earlier one too.
-        while self.read_queue:
-            c, r = self.read_queue.popitem(last=False)
-            self._answer_read(r.frm, r.index, r.ctx)
-            if c == ctx:
-                break
-
-    def _answer_read(self, frm: int, index: int, ctx: bytes) -> None:
-        if frm in (NONE, self.id):
-            self.read_states.append(ReadState(index, ctx))
-        else:
-            self.send(Message(MT.READ_INDEX_RESP, to=frm, index=index, context=ctx))
-
-    def _leader_transfer(self, target: int) -> None:
-        if target not in self.conf.voters or target == self.id:
-            return
-        if self.lead_transferee == target:
-            return
-        self.election_elapsed = 0
-        self.lead_transferee = target
-        pr = self.prs[target]
-        if pr.match == self.log.last_index():
-            self.send(Message(MT.TIMEOUT_NOW, to=target))
-        else:
-            self.send_append(target)
-
-    def _step_candidate(self, m: Message) -> None:
-        t = m.type
-        if t == MT.PROPOSE:
-            raise NotLeader(NONE)
-        if t == MT.APPEND:
-            self.become_follower(m.term, m.frm)
-            self._handle_append(m)
-        elif t == MT.HEARTBEAT:
-            self.become_follower(m.term, m.frm)
-            self._handle_heartbeat(m)
-        elif t == MT.SNAPSHOT:
-            self.become_follower(m.term, m.frm)
-            self._handle_snapshot(m)
-        elif t == MT.ACK_CHECK:
-            self.become_follower(m.term, m.frm)
-            lostdata.check_acked(self, m)
-        elif (t == MT.PREVOTE_RESP and self.role == Role.PRE_CANDIDATE) or (
-            t == MT.VOTE_RESP and self.role == Role.CANDIDATE
-        ):
-            result = self.poll(m.frm, t, not m.reject)
-            if result == 1:
-                if self.role == Role.PRE_CANDIDATE:
-                    self.campaign(MT.VOTE, b"")
-                else:
-                    self.become_leader()
-                    self.bcast_append()
-            elif result == -1:
-                self.become_follower(self.term, NONE)
-        elif t == MT.READ_INDEX and m.frm != self.id:
-            return  # forwarded to us while we were leader; the requester retries
-        elif t in (MT.READ_INDEX, MT.TRANSFER_LEADER):
-            raise NotLeader(NONE)
-
-    def _step_follower(self, m: Message) -> None:
-        t = m.type
-        if t == MT.PROPOSE:
-            raise NotLeader(self.leader)
-        if t == MT.APPEND:
-            self.election_elapsed = 0
-            self.leader = m.frm
-            self._handle_append(m)
-        elif t == MT.HEARTBEAT:
-            self.election_elapsed = 0
-            self.leader = m.frm
-            self._handle_heartbeat(m)
-        elif t == MT.SNAPSHOT:
-            self.election_elapsed = 0
-            self.leader = m.frm
-            self._handle_snapshot(m)
-        elif t == MT.ACK_CHECK:
-            self.election_elapsed = 0
-            self.leader = m.frm
-            lostdata.check_acked(self, m)
-        elif t == MT.TIMEOUT_NOW:
-            if self.promotable():
-                self.hup(transfer=True)
-        elif t == MT.READ_INDEX:
-            if m.frm != self.id:
-                return  # forwarded to us while we were leader; the requester retries
-            if self.leader == NONE:
-                raise NotLeader(NONE)
-            self.send(Message(MT.READ_INDEX, to=self.leader, context=m.context))
-        elif t == MT.READ_INDEX_RESP:
-            self.read_states.append(ReadState(m.index, m.context))
-        elif t == MT.TRANSFER_LEADER:
-            raise NotLeader(self.leader)
-
-    def _handle_append(self, m: Message) -> None:
-        if m.index < self.log.committed:
-            self.send(Message(MT.APPEND_RESP, to=m.frm, index=self.log.committed))
-            return
-        res = self.log.maybe_append(m.index, m.log_term, m.commit, m.entries)
-        if res is not None:
-            last, written = res
-            # Only what was written: a stale or duplicate append that is a
-            # prefix of our log must not forget a later conf entry.
-            self._scan_conf(written)
-            self.send(Message(MT.APPEND_RESP, to=m.frm, index=last))
-            return
-        hint = min(m.index, self.log.last_index())
-        hint = self.log.find_conflict_by_term(hint, m.log_term)
-        self.send(
-            Message(
-                MT.APPEND_RESP,
-                to=m.frm,
-                index=m.index,
-                reject=True,
-                reject_hint=hint,
-                log_term=self.log.term(hint),
-            )
-        )
-
-    def _handle_heartbeat(self, m: Message) -> None:
-        if lostdata.check_heartbeat(self, m):
-            return
-        self.log.commit_to(min(m.commit, self.log.last_index()))
-        self.send(Message(MT.HEARTBEAT_RESP, to=m.frm, context=m.context))
-
-    def _handle_snapshot(self, m: Message) -> None:
-        assert m.snapshot is not None
-        if self.restore(m.snapshot):
-            self.send(Message(MT.APPEND_RESP, to=m.frm, index=self.log.last_index()))
-        else:
-            self.send(Message(MT.APPEND_RESP, to=m.frm, index=self.log.committed))
+        self._step(self, m)
 
     def restore(self, snap: Snapshot) -> bool:
         """Install a snapshot from the leader unless our log already has it."""
@@ -780,11 +410,11 @@ class Raft:
         li = self.log.last_index()
         ents = [Entry(self.term, li + 1 + i, e.type, e.data) for i, e in enumerate(ents)]
         self.log.append(ents)
-        self._scan_conf(ents)
+        self.scan_conf(ents)
         own = self.prs.get(self.id)
         if own is not None:
             own.maybe_update(self.log.last_index())
-        self.maybe_commit()
+        maybe_commit(self)
         return self.log.last_index()
 
     def propose_conf_change(self, cc: ConfChange) -> int:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from typing import Any, cast
+from typing import cast
 
 import msgpack
 
@@ -63,7 +63,7 @@ _SLOT = struct.Struct(">H")
 _DATA_HEADER = len(DATA_PREFIX) + _SLOT.size
 
 
-def pack(obj: Any) -> bytes:
+def pack(obj: object) -> bytes:
     """msgpack-encode ``obj`` (bytes stay bytes)."""
     return cast(bytes, msgpack.packb(obj))
 

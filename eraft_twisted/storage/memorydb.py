@@ -16,37 +16,9 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Literal, overload
 
 from .layout import prefix_stop
-
-
-def _slice(
-    items: dict[bytes, bytes],
-    keys: list[bytes],
-    start: bytes | None,
-    stop: bytes | None,
-    include_start: bool,
-    include_stop: bool,
-    prefix: bytes | None,
-    include_value: bool,
-    reverse: bool,
-) -> Iterator[Any]:
-    if prefix is not None:
-        start, stop, include_start, include_stop = prefix, prefix_stop(prefix), True, False
-    lo = 0 if start is None else bisect_left(keys, start)
-    if start is not None and not include_start and lo < len(keys) and keys[lo] == start:
-        lo += 1
-    hi = len(keys) if stop is None else bisect_left(keys, stop)
-    if stop is not None and include_stop and hi < len(keys) and keys[hi] == stop:
-        hi += 1
-    # Materialised now: a LevelDB iterator reads an implicit snapshot.
-    chosen = keys[lo:hi]
-    if reverse:
-        chosen.reverse()
-    if include_value:
-        return iter([(k, items[k]) for k in chosen])
-    return iter(chosen)
 
 
 def _put_all(items: dict[bytes, bytes], ops: Iterable[tuple[bytes, bytes | None]]) -> None:
@@ -57,16 +29,38 @@ def _put_all(items: dict[bytes, bytes], ops: Iterable[tuple[bytes, bytes | None]
             items[k] = v
 
 
-class MemorySnapshot:
-    """A frozen view of a :class:`MemoryDB`, like ``plyvel.Snapshot``."""
+class _Ordered:
+    """Ordered iteration over sorted keys, as ``plyvel``'s ``iterator``."""
 
-    def __init__(self, items: dict[bytes, bytes]) -> None:
-        self._items = items
-        self._keys = sorted(items)
+    def _view(self) -> tuple[dict[bytes, bytes], list[bytes]]:
+        """The contents and their keys in order."""
+        raise NotImplementedError
 
-    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
-        """The value of ``key`` when the snapshot was taken."""
-        return self._items.get(key, default)
+    @overload
+    def iterator(
+        self,
+        *,
+        start: bytes | None = None,
+        stop: bytes | None = None,
+        include_start: bool = True,
+        include_stop: bool = False,
+        prefix: bytes | None = None,
+        include_value: Literal[True] = True,
+        reverse: bool = False,
+    ) -> Iterator[tuple[bytes, bytes]]: ...
+
+    @overload
+    def iterator(
+        self,
+        *,
+        start: bytes | None = None,
+        stop: bytes | None = None,
+        include_start: bool = True,
+        include_stop: bool = False,
+        prefix: bytes | None = None,
+        include_value: Literal[False],
+        reverse: bool = False,
+    ) -> Iterator[bytes]: ...
 
     def iterator(
         self,
@@ -78,19 +72,39 @@ class MemorySnapshot:
         prefix: bytes | None = None,
         include_value: bool = True,
         reverse: bool = False,
-    ) -> Iterator[Any]:
-        """Like ``plyvel.Snapshot.iterator`` (the subset of arguments used here)."""
-        return _slice(
-            self._items,
-            self._keys,
-            start,
-            stop,
-            include_start,
-            include_stop,
-            prefix,
-            include_value,
-            reverse,
-        )
+    ) -> Iterator[tuple[bytes, bytes]] | Iterator[bytes]:
+        """Like ``plyvel.DB.iterator`` (the subset of arguments used here)."""
+        items, keys = self._view()
+        if prefix is not None:
+            start, stop, include_start, include_stop = prefix, prefix_stop(prefix), True, False
+        lo = 0 if start is None else bisect_left(keys, start)
+        if start is not None and not include_start and lo < len(keys) and keys[lo] == start:
+            lo += 1
+        hi = len(keys) if stop is None else bisect_left(keys, stop)
+        if stop is not None and include_stop and hi < len(keys) and keys[hi] == stop:
+            hi += 1
+        # Materialised now: a LevelDB iterator reads an implicit snapshot.
+        chosen = keys[lo:hi]
+        if reverse:
+            chosen.reverse()
+        if include_value:
+            return iter([(k, items[k]) for k in chosen])
+        return iter(chosen)
+
+
+class MemorySnapshot(_Ordered):
+    """A frozen view of a :class:`MemoryDB`, like ``plyvel.Snapshot``."""
+
+    def __init__(self, items: dict[bytes, bytes]) -> None:
+        self._items = items
+        self._keys = sorted(items)
+
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
+        """The value of ``key`` when the snapshot was taken."""
+        return self._items.get(key, default)
+
+    def _view(self) -> tuple[dict[bytes, bytes], list[bytes]]:
+        return self._items, self._keys
 
     def close(self) -> None:
         """Release the snapshot (nothing to do in memory)."""
@@ -135,7 +149,7 @@ class MemoryWriteBatch:
             self.write()
 
 
-class MemoryDB:
+class MemoryDB(_Ordered):
     """A sorted in-memory key-value store with the plyvel calls storage needs.
 
     ``items`` is the initial, already durable, contents.
@@ -212,30 +226,9 @@ class MemoryDB:
         self._check()
         return MemoryWriteBatch(self, sync)
 
-    def iterator(
-        self,
-        *,
-        start: bytes | None = None,
-        stop: bytes | None = None,
-        include_start: bool = True,
-        include_stop: bool = False,
-        prefix: bytes | None = None,
-        include_value: bool = True,
-        reverse: bool = False,
-    ) -> Iterator[Any]:
-        """Like ``plyvel.DB.iterator`` (the subset of arguments used here)."""
+    def _view(self) -> tuple[dict[bytes, bytes], list[bytes]]:
         self._check()
-        return _slice(
-            self._items,
-            self._sorted(),
-            start,
-            stop,
-            include_start,
-            include_stop,
-            prefix,
-            include_value,
-            reverse,
-        )
+        return self._items, self._sorted()
 
     def snapshot(self) -> MemorySnapshot:
         """A frozen copy of the current contents."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 from eraft_twisted.raft.types import (
     CompactedError,
@@ -30,6 +29,7 @@ from eraft_twisted.raft.types import (
     UnavailableError,
 )
 
+from .db import KeyReader
 from .layout import decode_entry, log_key
 
 ENTRY_OVERHEAD = 150
@@ -261,7 +261,7 @@ class EntryCache:
 
 
 def read_entries(
-    db: Any, cache: EntryCache, lo: int, hi: int, max_bytes: int | None = None
+    db: KeyReader, cache: EntryCache, lo: int, hi: int, max_bytes: int | None = None
 ) -> list[Entry]:
     """Entries ``[lo, hi)`` of a log whose bounds the caller checked: from
     LevelDB below the cache, then from the cache; at least one, stopping
@@ -276,7 +276,7 @@ def read_entries(
     return out
 
 
-def _iter_entries(db: Any, cache: EntryCache, lo: int, hi: int) -> Iterator[Entry]:
+def _iter_entries(db: KeyReader, cache: EntryCache, lo: int, hi: int) -> Iterator[Entry]:
     cached = cache.first_index(hi)
     for i in range(lo, min(hi, cached)):
         value = db.get(log_key(i))

@@ -26,11 +26,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.logger import Logger
+
+from .db import DB
 
 Op = tuple[bytes, bytes | None]
 """``(key, value)`` to put, or ``(key, None)`` to delete."""
@@ -69,10 +71,10 @@ class _Write:
         self.deferred = deferred
 
 
-class _Job:
+class _Job(Generic[T]):
     __slots__ = ("fn", "deferred")
 
-    def __init__(self, fn: Callable[[Any], Any], deferred: Deferred[Any]) -> None:
+    def __init__(self, fn: Callable[[DB], T], deferred: Deferred[T]) -> None:
         self.fn = fn
         self.deferred = deferred
 
@@ -99,7 +101,7 @@ class Writer:
 
     def __init__(
         self,
-        db: Any,
+        db: DB,
         reactor: IReactorFromThreads | None = None,
         *,
         synchronous: bool = False,
@@ -166,7 +168,7 @@ class Writer:
         self._queue.put(_Write(ops, sync, d))
         return d
 
-    def run_job(self, fn: Callable[[Any], T]) -> Deferred[T]:
+    def run_job(self, fn: Callable[[DB], T]) -> Deferred[T]:
         """Run ``fn(db)`` on the writer thread, after every earlier submission.
 
         For multi-batch work that must not interleave with other writes
@@ -227,9 +229,9 @@ class Writer:
                 try:
                     result = item.fn(self.db)
                 except Exception as e:
-                    call(self._deliver_job, item, False, e)
+                    call(self._job_failed, item, e)
                 else:
-                    call(self._deliver_job, item, True, result)
+                    call(self._job_done, item, result)
                 item = q.get()
                 continue
             assert isinstance(item, _Write)
@@ -286,12 +288,13 @@ class Writer:
             else:
                 w.deferred.errback(error)
 
-    def _deliver_job(self, job: _Job, ok: bool, result: Any) -> None:
+    def _job_done(self, job: _Job[T], result: T) -> None:
         self.pending -= 1
-        if ok:
-            job.deferred.callback(result)
-        else:
-            job.deferred.errback(result)
+        job.deferred.callback(result)
+
+    def _job_failed(self, job: _Job[T], error: Exception) -> None:
+        self.pending -= 1
+        job.deferred.errback(error)
 
     def _finished(self) -> None:
         self._stopped = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from eraft_twisted.storage.db import DB, DBSnapshot, WriteBatch
 from eraft_twisted.storage.memorydb import MemoryDB
 from eraft_twisted.storage.writer import Op
 
@@ -54,7 +55,7 @@ class Crash(Exception):
 
 
 class _CrashingBatch:
-    def __init__(self, owner: CrashingDB, batch: Any) -> None:
+    def __init__(self, owner: CrashingDB, batch: WriteBatch) -> None:
         self.owner = owner
         self.batch = batch
 
@@ -76,7 +77,7 @@ class CrashingDB:
     dying just before that write would leave.
     """
 
-    def __init__(self, db: Any, crash_at: int) -> None:
+    def __init__(self, db: DB, crash_at: int) -> None:
         self.db = db
         self.crash_at = crash_at
         self.writes = 0
@@ -103,12 +104,12 @@ class CrashingDB:
         self.db.delete(key, sync=sync)
 
     def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
-        return self.db.get(key, default)  # type: ignore[no-any-return]
+        return self.db.get(key, default)
 
     def iterator(self, **kw: Any) -> Any:
         return self.db.iterator(**kw)
 
-    def snapshot(self) -> Any:
+    def snapshot(self) -> DBSnapshot:
         return self.db.snapshot()
 
     def close(self) -> None:

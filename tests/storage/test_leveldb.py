@@ -37,6 +37,7 @@ from eraft_twisted.storage.leveldb import (
     StorageFailed,
     StorageLocked,
 )
+from eraft_twisted.storage.memorydb import MemoryDB
 from eraft_twisted.storage.writer import WriterStopped
 
 from .helpers import Crash, CrashingDB
@@ -249,6 +250,10 @@ class KVTests(_Base):
         self.addCleanup(snap2.close)
         self.assertEqual(meta, SnapshotMeta(6, 4, CONF2))
         self.assertEqual(s.get(b"k9", snap2), b"new")
+
+    def test_a_snapshot_without_raft_position_is_corrupt(self) -> None:
+        s = self.open(conf=CONF)
+        self.assertRaises(StorageCorrupt, s.snapshot_meta_at, MemoryDB().snapshot())
 
 
 class SnapshotInstallTests(_Base):

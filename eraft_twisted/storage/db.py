@@ -1,0 +1,108 @@
+"""What the storage needs from a LevelDB handle, and bulk deletes over one.
+
+``plyvel.DB`` and :class:`~.memorydb.MemoryDB` both fit :class:`DB`; their
+snapshots fit :class:`DBSnapshot`. Only the calls and arguments the
+storage uses are declared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal, Protocol, overload
+
+from .errors import StorageCorrupt
+from .layout import prefix_stop
+
+
+class KeyReader(Protocol):
+    """Point reads."""
+
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None: ...
+
+
+class RangeReader(Protocol):
+    """Ordered iteration, as ``plyvel.DB.iterator``: keys and values, or keys alone."""
+
+    @overload
+    def iterator(
+        self,
+        *,
+        start: bytes | None = None,
+        stop: bytes | None = None,
+        include_start: bool = True,
+        include_stop: bool = False,
+        prefix: bytes | None = None,
+        include_value: Literal[True] = True,
+        reverse: bool = False,
+    ) -> Iterator[tuple[bytes, bytes]]: ...
+
+    @overload
+    def iterator(
+        self,
+        *,
+        start: bytes | None = None,
+        stop: bytes | None = None,
+        include_start: bool = True,
+        include_stop: bool = False,
+        prefix: bytes | None = None,
+        include_value: Literal[False],
+        reverse: bool = False,
+    ) -> Iterator[bytes]: ...
+
+
+class DBSnapshot(KeyReader, RangeReader, Protocol):
+    """A frozen, consistent view of a :class:`DB`; ``close`` it when done."""
+
+    def close(self) -> None: ...
+
+
+class WriteBatch(Protocol):
+    """Puts and deletes applied atomically by ``write``."""
+
+    def put(self, key: bytes, value: bytes) -> None: ...
+
+    def delete(self, key: bytes) -> None: ...
+
+    def write(self) -> None: ...
+
+
+class DB(KeyReader, RangeReader, Protocol):
+    """An open LevelDB (or its in-memory twin)."""
+
+    def put(self, key: bytes, value: bytes, sync: bool = False) -> None: ...
+
+    def delete(self, key: bytes, sync: bool = False) -> None: ...
+
+    def write_batch(self, *, sync: bool = False) -> WriteBatch: ...
+
+    def snapshot(self) -> DBSnapshot: ...
+
+    def close(self) -> None: ...
+
+
+def require(view: KeyReader, key: bytes, where: str) -> bytes:
+    """The value of ``key``; StorageCorrupt naming ``where`` if it is missing."""
+    value = view.get(key)
+    if value is None:
+        raise StorageCorrupt(f"{where}: missing {key!r}")
+    return bytes(value)
+
+
+def delete_range(db: DB, start: bytes, stop: bytes, chunk: int) -> int:
+    """Delete every key in ``[start, stop)`` in batches of ``chunk``; returns the count."""
+    count = 0
+    batch = db.write_batch()
+    for key in db.iterator(start=start, stop=stop, include_value=False):
+        batch.delete(key)
+        count += 1
+        if count % chunk == 0:
+            batch.write()
+            batch = db.write_batch()
+    if count % chunk:
+        batch.write()
+    return count
+
+
+def delete_prefix(db: DB, prefix: bytes, chunk: int) -> int:
+    """Delete every key under ``prefix`` in batches of ``chunk``; returns the count."""
+    return delete_range(db, prefix, prefix_stop(prefix), chunk)

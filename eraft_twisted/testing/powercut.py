@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 from ..raft.rawnode import RawNode
 from ..raft.storage import MemoryStorage
@@ -47,7 +47,9 @@ class DiskState(MemoryStorage):
         self.state_machine = other.state_machine
 
 
-_Write = tuple[Callable[..., Any], tuple[Any, ...]]
+_T = TypeVar("_T")
+_Write = Callable[[DiskState], object]
+"""One recorded write, to be replayed onto a disk."""
 
 
 class PowerCutStorage(DiskState):
@@ -62,49 +64,49 @@ class PowerCutStorage(DiskState):
         self.syncs = 0
         self.lost_writes = 0
 
-    def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
-        result = fn(self, *args)
+    def _write(self, write: Callable[[DiskState], _T]) -> _T:
+        result = write(self)
         # Recorded only once it succeeded: a refused write changes nothing.
-        self.pending.append((fn, args))
+        self.pending.append(write)
         return result
 
     # -- writes (each is recorded, to be replayed onto the durable copy) -------
     def set_hard_state(self, hs: HardState) -> None:
         """Write the hard state (durable once synced)."""
-        self._write(MemoryStorage.set_hard_state, hs)
+        self._write(lambda d: MemoryStorage.set_hard_state(d, hs))
 
     def set_conf_state(self, conf: ConfState) -> None:
         """Write the membership (durable once synced)."""
-        self._write(MemoryStorage.set_conf_state, conf)
+        self._write(lambda d: MemoryStorage.set_conf_state(d, conf))
 
     def append(self, entries: list[Entry]) -> None:
         """Append entries, truncating a conflicting suffix (durable once synced)."""
-        self._write(MemoryStorage.append, list(entries))
+        batch = list(entries)
+        self._write(lambda d: MemoryStorage.append(d, batch))
 
     def apply_snapshot(self, snap: Snapshot) -> None:
         """Replace the log with a received snapshot (durable once synced)."""
-        self._write(MemoryStorage.apply_snapshot, snap)
+        self._write(lambda d: MemoryStorage.apply_snapshot(d, snap))
 
     def create_snapshot(self, index: int, conf: ConfState, data: bytes) -> Snapshot:
         """Record a snapshot of the state machine (durable once synced)."""
-        snap: Snapshot = self._write(MemoryStorage.create_snapshot, index, conf, data)
-        return snap
+        return self._write(lambda d: MemoryStorage.create_snapshot(d, index, conf, data))
 
     def compact(self, index: int) -> None:
         """Drop the log up to ``index`` (durable once synced)."""
-        self._write(MemoryStorage.compact, index)
+        self._write(lambda d: MemoryStorage.compact(d, index))
 
     def save_state_machine(self, index: int, digest: bytes) -> None:
         """Write the state machine applied up to ``index`` (durable once synced)."""
-        self._write(DiskState._set_state_machine, index, digest)
+        self._write(lambda d: d._set_state_machine(index, digest))
 
     # -- durability -----------------------------------------------------------
     def sync(self) -> None:
         """fsync: every write so far becomes durable."""
         if self.pending:
             durable = self.durable
-            for fn, args in self.pending:
-                fn(durable, *args)
+            for write in self.pending:
+                write(durable)
             self.pending.clear()
             self.syncs += 1
 
@@ -113,8 +115,8 @@ class PowerCutStorage(DiskState):
         ``keep`` unsynced ones. Returns how many writes were lost."""
         keep = max(0, min(keep, len(self.pending)))
         durable = self.durable
-        for fn, args in self.pending[:keep]:
-            fn(durable, *args)
+        for write in self.pending[:keep]:
+            write(durable)
         lost = len(self.pending) - keep
         self.pending.clear()
         self.lost_writes += lost

@@ -45,6 +45,8 @@ class Net:
         seed: int = 0,
         **cfg: object,
     ) -> None:
+        if config is not None and cfg:
+            raise TypeError(f"settings {sorted(cfg)} would be ignored: put them in config")
         self.ids = list(ids)
         learner_ids = tuple(learners)
         conf = ConfState(tuple(self.ids), learner_ids)

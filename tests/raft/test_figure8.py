@@ -15,18 +15,19 @@ MT = MessageType
 CONF = ConfState((1, 2, 3, 4, 5))
 
 
-def figure8() -> Net:
+def figure8(s5_log: tuple[int, ...] = (1, 3)) -> Net:
     """The state of Figure 8 (b)->(c), with terms shifted so index 1 is term 1.
 
     S1 led term 2 and wrote (2, 2) only on itself; S5 led term 3 and wrote
-    (2, 3) only on itself. S1 is about to be elected in term 4.
+    (2, 3) (and, with ``s5_log``, more entries of term 3) only on itself.
+    S1 is about to be elected in term 4.
     """
     storages = {
         1: preset_storage(CONF, [1, 2], HardState(3, -1, 1)),
         2: preset_storage(CONF, [1], HardState(3, -1, 1)),
         3: preset_storage(CONF, [1], HardState(3, 5, 1)),
         4: preset_storage(CONF, [1], HardState(3, 5, 1)),
-        5: preset_storage(CONF, [1, 3], HardState(3, 5, 1)),
+        5: preset_storage(CONF, list(s5_log), HardState(3, 5, 1)),
     }
     # One entry per append, so the old entry can travel without the new one.
     return Net(
@@ -105,10 +106,25 @@ class Figure8Tests(unittest.TestCase):
         self.assertEqual(net.raft(1).log.committed, 2)  # committed by counting: wrong
 
     def test_follower_commit_index_from_heartbeat_is_bounded_by_match(self) -> None:
-        net = figure8()
-        net.crash(5)
-        net.filters.append(strip_term(4))
+        # S5 holds (2, 3) and (3, 3), never committed, and as long a log as
+        # the leader's. Heartbeats do not check logs: had S1 sent S5 its
+        # commit index (3), S5 would commit its own, divergent entries.
+        net = figure8(s5_log=(1, 3, 3))
+        to_s5 = net.drop(MT.APPEND, to=5)
         net.campaign(1)
-        f = net.raft(4)
-        f.step(Message(MT.HEARTBEAT, to=4, frm=1, term=4, commit=5))
-        self.assertLessEqual(f.log.committed, f.log.last_index())
+        self.assertEqual(net.leader(), 1)
+        self.assertEqual(net.raft(1).log.committed, 3)  # (2, 2) and (3, 4), on S1-S4
+        mark = len(net.sent)
+        net.tick(1, n=3)
+        beats = [m for m in net.sent[mark:] if m.type == MT.HEARTBEAT and m.to == 5]
+        self.assertTrue(beats)
+        match = net.raft(1).prs[5].match
+        self.assertTrue(all(m.commit <= match for m in beats), [m.commit for m in beats])
+        s5 = net.raft(5)
+        self.assertEqual((s5.leader, s5.log.committed, s5.halted), (1, 1, ""))
+        self.assertEqual([(e.index, e.term) for e in net.applied[5]], [(1, 1)])
+        # Once appends reach S5 its log is repaired first, then committed.
+        net.filters.remove(to_s5)
+        net.tick(1, n=3)
+        self.assertEqual([e.term for e in s5.log.all_entries()], [1, 2, 4])
+        self.assertEqual([(e.index, e.term) for e in net.applied[5]], [(1, 1), (2, 2), (3, 4)])

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from twisted.trial import unittest
 
-from eraft_twisted.raft.types import MessageType
+from eraft_twisted.raft.types import Message, MessageType
 from eraft_twisted.testing.raftnet import Net
 
 MT = MessageType
 AMP_VALUE_LIMIT = 60 * 1024
 
 
-def wire_size(m) -> int:  # type: ignore[no-untyped-def]
+def wire_size(m: Message) -> int:
     return sum(e.size() for e in m.entries) + 64
 
 

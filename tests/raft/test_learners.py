@@ -5,7 +5,14 @@ from __future__ import annotations
 from twisted.trial import unittest
 
 from eraft_twisted.raft.core import Config
-from eraft_twisted.raft.types import ConfChange, ConfChangeType, ConfState, MessageType, Role
+from eraft_twisted.raft.types import (
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Message,
+    MessageType,
+    Role,
+)
 from eraft_twisted.testing.raftnet import Net
 
 MT = MessageType
@@ -18,8 +25,7 @@ def no_promotion(nid: int) -> Config:
 class LearnerTests(unittest.TestCase):
     def test_learner_never_campaigns(self) -> None:
         net = Net((1, 2), learners=(3,), config=no_promotion)
-        net.isolate(3)
-        out = net.tick(3, n=100)
+        out = net.tick(3, n=100)  # no leader: a voter would have campaigned long ago
         self.assertEqual(net.nodes[3].role, Role.FOLLOWER)
         self.assertEqual(net.nodes[3].term, 0)
         self.assertEqual(out, [])
@@ -45,13 +51,24 @@ class LearnerTests(unittest.TestCase):
         self.assertEqual(net.data(1), [b"x"])
 
     def test_learner_vote_is_not_counted(self) -> None:
-        net = Net((1, 2, 3), learners=(4, 5), config=no_promotion, pre_vote=False)
+        net = Net(
+            (1, 2, 3),
+            learners=(4, 5),
+            config=lambda nid: Config(nid, auto_promote_learners=False, pre_vote=False),
+        )
         net.isolate(2)
         net.isolate(3)
         for i in (4, 5):
             net.cut_links -= {(1, i), (i, 1)}
-        net.campaign(1)  # only learners can answer: 1 + 4 + 5 is no majority of {1, 2, 3}
-        self.assertNotEqual(net.nodes[1].role, Role.LEADER)
+        net.campaign(1)
+        self.assertEqual(net.nodes[1].role, Role.CANDIDATE)
+        # Grants from the learners: 1 + 4 + 5 is still no majority of {1, 2, 3}.
+        term = net.nodes[1].term
+        for i in (4, 5):
+            net.nodes[1].step(Message(MT.VOTE_RESP, to=1, frm=i, term=term))
+        net.stabilize()
+        self.assertEqual(net.nodes[1].role, Role.CANDIDATE)
+        self.assertEqual(net.nodes[1].term, term)
 
     def test_added_learner_is_promoted_once_caught_up(self) -> None:
         net = Net((1, 2, 3))

@@ -55,12 +55,18 @@ class MembershipTests(unittest.TestCase):
         net.campaign(1)
         net.nodes[1].propose_conf_change(ConfChange(REMOVE, 3))
         net.stabilize()
-        net.crash(3)
+        self.assertEqual(net.nodes[1].conf, ConfState((1, 2), ()))
+        # 3 stays up: with 1 it would be a majority of {1, 2, 3}, but not of {1, 2}.
         net.crash(2)
+        mark = len(net.sent)
         index = net.propose(1, b"alone?")
-        self.assertLess(net.raft(1).log.committed, index)  # quorum of {1, 2} is both
+        net.tick(1, n=3)
+        self.assertLess(net.raft(1).log.committed, index)
+        self.assertEqual(net.data(1), [])
+        self.assertFalse(any(m.to == 3 for m in net.sent[mark:]))
         net.restart(2)
         net.tick(n=2)
+        self.assertEqual(net.data(1), [b"alone?"])
         self.assertEqual(net.data(2), [b"alone?"])
 
     def test_one_change_at_a_time(self) -> None:
@@ -203,7 +209,10 @@ class MembershipTests(unittest.TestCase):
         self.assertEqual(net.nodes[1].role, Role.FOLLOWER)
         self.assertEqual(net.nodes[1].term, 4)
         net.tick(n=60)
+        # The group moved past 3's term, and 3 follows the new leader.
         leader = net.leader()
-        self.assertNotEqual(leader, 3)
+        self.assertGreater(net.nodes[leader].term, 4)
+        self.assertEqual(net.nodes[3].term, net.nodes[leader].term)
+        self.assertEqual(net.nodes[3].leader, leader)
         net.propose(leader, b"x")
         self.assertEqual(net.data(3), [b"x"])

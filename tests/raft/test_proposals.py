@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.trial import unittest
 
-from eraft_twisted.raft.types import NONE, NotLeader, ProposalDropped, Role
+from eraft_twisted.raft.types import NONE, NotLeader, ProposalDropped, RaftError, Role
 from eraft_twisted.testing.raftnet import Net
 
 
@@ -66,4 +66,17 @@ class ProposalTests(unittest.TestCase):
         self.assertNotIn(b"lost", net.data(1))
 
     def test_proposal_dropped_is_a_raft_error(self) -> None:
-        self.assertTrue(issubclass(ProposalDropped, Exception))
+        # A leader handing off its leadership refuses proposals: the driver
+        # catches every refusal as a RaftError, and nothing reaches the log.
+        net = Net((1, 2, 3))
+        net.campaign(1)
+        net.crash(3)
+        net.nodes[1].transfer_leader(3)  # 3 is down: the transfer stays pending
+        net.stabilize()
+        before = net.raft(1).log.last_index()
+        with self.assertRaises(RaftError) as cm:
+            net.nodes[1].propose(b"x")
+        self.assertIsInstance(cm.exception, ProposalDropped)
+        net.stabilize()
+        self.assertEqual(net.raft(1).log.last_index(), before)
+        self.assertNotIn(b"x", net.data(2))

@@ -24,12 +24,9 @@ from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from eraft_twisted.testing.nemesis import (  # noqa: E402
-    FAULTS,
-    NETWORK_FAULTS,
-    crash_loop,
-    run_campaign,
-)
+from eraft_twisted.testing.campaign import run_campaign  # noqa: E402
+from eraft_twisted.testing.crashloop import crash_loop  # noqa: E402
+from eraft_twisted.testing.nemesis import FAULTS, NETWORK_FAULTS  # noqa: E402
 
 # Membership changes make a node reachable without the proxy (see
 # Nemesis._member), so they run in mixes without network faults.

@@ -28,30 +28,24 @@ runs a series of these (``make jepsen-cluster SECONDS=N``).
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
-import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
+from .clients import connect, send
 from .clockskew import libfaketime
-from .cluster_nemesis import (
-    CLOCK_FAULTS,
-    FAULTS,
-    NETWORK_FAULTS,
-    ClusterNemesis,
-    EventLog,
-    Mover,
-)
+from .cluster_nemesis import CLOCK_FAULTS, FAULTS, NETWORK_FAULTS, ClusterNemesis, Mover
 from .cluster_procs import KV_ARGS, ShardedCluster
-from .cluster_workload import ClusterWorkload, send
+from .cluster_workload import ClusterWorkload
+from .harness import Background, EventLog, keep_artifacts, seeded
 from .linearizability import History, Result, check
-from .nemesis import _connection
+
+if TYPE_CHECKING:
+    from redis.connection import Connection
 
 __all__ = ["ClusterCampaignResult", "run_cluster_campaign"]
 
@@ -129,20 +123,17 @@ def check_filler(
     """Every filler key reads back (MGET through the router) with its value."""
     keys = sorted(values)
     deadline = time.monotonic() + timeout
-    got: list[Any] = []
+    got: list[bytes | None] = []
     i = 0
-    conn: Any = None
+    conn: Connection | None = None
     while i < len(keys) and time.monotonic() < deadline:
         if conn is None:
-            conn = _connection(cluster.router.resp_port, 10.0)
-            try:
-                conn.connect()
-            except Exception:
-                conn = None
+            conn = connect(cluster.router.resp_port, 10.0)
+            if conn is None:
                 time.sleep(0.2)
                 continue
         reply = send(conn, ("MGET", *keys[i : i + 500]))
-        if reply.error:
+        if reply.error or not isinstance(reply.value, list):
             conn.disconnect()
             conn = None
             time.sleep(0.2)
@@ -167,9 +158,8 @@ def _node_state(port: int, timeout: float) -> dict[bytes, bytes | None]:
 
     client = redis.Redis(port=port, socket_timeout=timeout, socket_connect_timeout=timeout)
     try:
-        found: Any = client.keys("*")
-        keys: list[bytes] = sorted(found)
-        values: list[Any] = []
+        keys: list[bytes] = sorted(client.keys("*"))  # type: ignore[arg-type]
+        values: list[bytes | None] = []
         for i in range(0, len(keys), 500):
             pipe = client.pipeline(transaction=False)
             for k in keys[i : i + 500]:
@@ -225,27 +215,17 @@ def _replica_differences(cluster: ShardedCluster, deadline: float) -> list[str]:
     return problems
 
 
-class _Watchdog:
+class _Watchdog(Background):
     """Notices a process that exited without the nemesis stopping it."""
 
     def __init__(self, cluster: ShardedCluster, nemeses: list[ClusterNemesis], log: EventLog):
+        super().__init__("watchdog", log)
         self.cluster = cluster
         self.nemeses = nemeses
-        self.log = log
         self.problems: list[str] = []
         self._seen: set[tuple[int, int]] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="watchdog", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():  # not started if the cluster never came up
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
+    def loop(self) -> None:
         while not self._stop.wait(0.5):
             self.scan()
 
@@ -284,15 +264,14 @@ def run_cluster_campaign(
     keep_dir: str | None = None,
     keep_always: bool = False,
     on_cluster: Callable[[ShardedCluster], None] | None = None,
-    out: Callable[[str], None] = print,
+    out: Callable[[str], object] = print,
 ) -> ClusterCampaignResult:
     """One run on a fresh cluster; see the module docstring. ``on_cluster``
     is called with the cluster before it starts (to register cleanups).
     Artifacts are kept (under ``keep_dir``) when the run fails, or always
     with ``keep_always``."""
     t_start = time.monotonic()
-    seed = random.randrange(2**32) if seed is None else seed
-    rng = random.Random(seed)
+    seed, rng = seeded(seed)
     fault_list = list(faults)
     if "skew" in fault_list and libfaketime() is None:
         out("libfaketime is not installed (Debian package faketime): no clock skew")
@@ -350,7 +329,7 @@ def run_cluster_campaign(
         failed = cluster.heal()
         if failed:
             problems.append(f"{', '.join(failed)} did not come back after the final heal")
-        watchdog.stop()
+        watchdog.stop(timeout=10)
         try:
             cluster.wait_settled(120)
             log.note("settled")
@@ -386,19 +365,16 @@ def run_cluster_campaign(
         mover.stop()
         for n in nemeses:
             n.stop()
-        watchdog.stop()
+        watchdog.stop(timeout=10)
         cluster.stop()
-    counts: Counter[str] = Counter()
-    for n in nemeses:
-        counts.update(n.counts)
-    counts["move"] = mover.committed
+    counts = sum((n.counts for n in nemeses), Counter[str]())
     campaign = ClusterCampaignResult(
         ok=result.ok and not problems,
         seed=seed,
         seconds=seconds,
         operations=len(history),
         outcomes=history.counts(),
-        faults={k: v for k, v in counts.items() if k != "move"},
+        faults=dict(counts),
         moves=mover.committed,
         moves_seen=mover.completed,
         check=result,
@@ -417,7 +393,15 @@ def run_cluster_campaign(
             + ("" if moves else " --no-moves")
             + (f" --kv-args='{' '.join(kv_args)}'" if kv_args else "")
         )
-        campaign.kept = _keep(cluster, campaign, history, fault_list, keep_dir, replay)
+        what = "failure" if not campaign.ok else "run"
+        campaign.kept = keep_artifacts(
+            f"jepsen-cluster-{what}-{seed}-",
+            keep_dir,
+            _readme(campaign, fault_list, replay),
+            cluster,
+            history,
+            log.lines,
+        )
     shutil.rmtree(cluster.dir, ignore_errors=True)
     out(campaign.summary())
     if not campaign.ok:
@@ -428,28 +412,13 @@ def run_cluster_campaign(
     return campaign
 
 
-def _keep(
-    cluster: ShardedCluster,
-    campaign: ClusterCampaignResult,
-    history: History,
-    faults: list[str],
-    keep_dir: str | None,
-    replay: str,
-) -> str:
-    what = "failure" if not campaign.ok else "run"
-    kept = tempfile.mkdtemp(prefix=f"jepsen-cluster-{what}-{campaign.seed}-", dir=keep_dir)
-    history.dump(os.path.join(kept, "history.json"))
-    with open(os.path.join(kept, "nemesis.log"), "w") as f:
-        f.write("\n".join(campaign.log) + "\n")
+def _readme(campaign: ClusterCampaignResult, faults: list[str], replay: str) -> str:
     errors = "\n".join(f"  {v:6d} {k}" for k, v in sorted(campaign.errors.items()))
-    with open(os.path.join(kept, "README.txt"), "w") as f:
-        f.write(
-            f"seed {campaign.seed}, faults {faults}, seconds {campaign.seconds}\n"
-            f"replay: {replay}\n"
-            f"{campaign.summary()}\n\nproblems:\n"
-            + "\n".join(campaign.problems)
-            + f"\n\nchecker: {campaign.check.explanation}\n\nclient errors:\n{errors}\n\n"
-            "re-check: python -m eraft_twisted.testing.linearizability history.json\n"
-        )
-    cluster.keep_logs(kept)
-    return kept
+    return (
+        f"seed {campaign.seed}, faults {faults}, seconds {campaign.seconds}\n"
+        f"replay: {replay}\n"
+        f"{campaign.summary()}\n\nproblems:\n"
+        + "\n".join(campaign.problems)
+        + f"\n\nchecker: {campaign.check.explanation}\n\nclient errors:\n{errors}\n\n"
+        "re-check: python -m eraft_twisted.testing.linearizability history.json\n"
+    )

@@ -34,14 +34,15 @@ from __future__ import annotations
 
 import random
 import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from .cluster_procs import ShardedCluster
-from .nemesis import JepsenCluster, NodeProcess, raw_command
+from .harness import Background, EventLog
+from .kvgroup import KVGroup
+from .procs import NodeProcess, raw_command, try_command
 
 __all__ = [
     "PROCESS_FAULTS",
@@ -50,7 +51,6 @@ __all__ = [
     "FAULTS",
     "ClusterNemesis",
     "Mover",
-    "EventLog",
 ]
 
 PROCESS_FAULTS = ("kill", "term", "copykill", "pause", "transfer", "snapshot")
@@ -67,20 +67,7 @@ MAX_SKEW = 5.0
 ROLES = (("kv-leader", 3), ("kv-migrating", 2), ("kv-follower", 3), ("meta", 2), ("router", 1))
 
 
-class EventLog:
-    """Timestamped lines shared by the nemeses, the mover and the campaign."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.t0 = time.monotonic()
-        self._lock = threading.Lock()
-
-    def note(self, text: str) -> None:
-        with self._lock:
-            self.lines.append(f"{time.monotonic() - self.t0:8.3f} {text}")
-
-
-class ClusterNemesis:
+class ClusterNemesis(Background):
     """One fault at a time from ``faults``; ``problems`` collects processes
     that did not come back or exited on their own."""
 
@@ -94,55 +81,32 @@ class ClusterNemesis:
         duration: tuple[float, float] = (1.5, 5.0),
         name: str = "nemesis",
     ) -> None:
+        super().__init__(name, log)
         self.cluster = cluster
         self.faults = list(faults)
         unknown = set(self.faults) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown faults {sorted(unknown)}; choose from {FAULTS}")
         self.rng = rng
-        self.log = log
         self.interval = interval
         self.duration = duration
-        self.name = name
         self.counts: Counter[str] = Counter()
         self.problems: list[str] = []
         self.down: set[int] = set()
         """ids of the processes this nemesis stopped (not yet restarted)"""
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.error: BaseException | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=120)
-
-    def _sleep(self, span: tuple[float, float]) -> None:
-        self._stop.wait(self.rng.uniform(*span))
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self._sleep(self.interval)
-                if self._stop.is_set():
-                    break
-                fault = self.rng.choice(self.faults)
-                hold = self.rng.uniform(*self.duration)
-                undo = getattr(self, "_" + fault)()
-                self.counts[fault] += 1
-                if undo is not None:
-                    self._stop.wait(hold)
-                    undo()
-        except BaseException as e:  # keep it for the report
-            self.error = e
-            self.log.note(f"{self.name} failed: {type(e).__name__}: {e}")
+    def loop(self) -> None:
+        while not self._stop.wait(self.rng.uniform(*self.interval)):
+            fault = self.rng.choice(self.faults)
+            hold = self.rng.uniform(*self.duration)  # drawn first: a seed replays
+            undo = getattr(self, "_" + fault)()
+            self.counts[fault] += 1
+            if undo is not None:
+                self._stop.wait(hold)
+                undo()
 
     # -- choosing a victim -------------------------------------------------------------
-    def _group(self) -> tuple[int, JepsenCluster]:
+    def _group(self) -> tuple[int, KVGroup]:
         gid = self.rng.choice(sorted(self.cluster.groups))
         return gid, self.cluster.groups[gid]
 
@@ -168,7 +132,7 @@ class ClusterNemesis:
         others = [n for n in group.nodes if n is not leader]
         return [others[k % len(others)]]
 
-    def _migrating(self, gid: int, source: bool) -> tuple[int, JepsenCluster]:
+    def _migrating(self, gid: int, source: bool) -> tuple[int, KVGroup]:
         """The group pulling a range (or the one it pulls from, with
         ``source``) right now, else group ``gid``."""
         report = self.cluster.admin("GET", "/migrations", timeout=2.0) or {}
@@ -315,10 +279,7 @@ class ClusterNemesis:
         if not node.alive or node.paused:
             self.log.note(f"transfer in group {gid} skipped: node {via} is down")
             return
-        try:
-            reply = raw_command(node.resp_port, "RAFT.TRANSFER_LEADER", str(target), timeout=3)
-        except OSError as e:
-            reply = str(e).encode()
+        reply = try_command(node.resp_port, "RAFT.TRANSFER_LEADER", str(target))
         self.log.note(f"transfer g{gid} leader to {target} via {via}: {reply[:60]!r}")
 
     def _snapshot(self) -> None:
@@ -327,10 +288,7 @@ class ClusterNemesis:
         node = group.nodes[k]
         if not node.alive or node.paused:
             return
-        try:
-            reply = raw_command(node.resp_port, "RAFT.SNAPSHOT", timeout=3)
-        except OSError as e:
-            reply = str(e).encode()
+        reply = try_command(node.resp_port, "RAFT.SNAPSHOT")
         self.log.note(f"snapshot on g{gid}n{k}: {reply[:60]!r}")
 
     # -- clock faults ------------------------------------------------------------------
@@ -378,7 +336,7 @@ class ClusterNemesis:
         return heal
 
 
-class Mover:
+class Mover(Background):
     """A thread moving random slot ranges between the groups, one after the
     other: post a move, wait (a while) for the data to move, post the next."""
 
@@ -390,40 +348,21 @@ class Mover:
         max_slots: int = 4096,
         wait: float = 20.0,
     ) -> None:
+        super().__init__("mover", log)
         self.cluster = cluster
         self.rng = rng
-        self.log = log
         self.max_slots = max_slots
         self.wait = wait
         self.committed = 0
         self.completed = 0
         self.refused = 0
         self.last_num = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.error: BaseException | None = None
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="mover", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=120)
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self._stop.wait(self.rng.uniform(0.2, 1.5))
-                size = self.rng.randint(1, self.max_slots)
-                lo = self.rng.randrange(16384 - size + 1)
-                if self._stop.is_set():
-                    break
-                self.move(lo, lo + size - 1)
-        except BaseException as e:
-            self.error = e
-            self.log.note(f"mover failed: {type(e).__name__}: {e}")
+    def loop(self) -> None:
+        while not self._stop.wait(self.rng.uniform(0.2, 1.5)):
+            size = self.rng.randint(1, self.max_slots)
+            lo = self.rng.randrange(16384 - size + 1)
+            self.move(lo, lo + size - 1)
 
     def move(self, lo: int, hi: int) -> None:
         cfg = self.cluster.admin("GET", "/config")

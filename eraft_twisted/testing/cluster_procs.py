@@ -1,118 +1,36 @@
 """A whole sharded deployment as real processes, for fault campaigns.
 
 :class:`ShardedCluster` runs the meta group (3 x ``twistd eraftmeta``), kv
-groups (3 x ``twistd eraftkv --meta ... --group G`` each, every peer link
-through the group's own fault-injecting :class:`~.nemesis.ProxyNet`, as in
-:class:`~.nemesis.JepsenCluster`) and the router (``twistd eraftkdb``), all
-on 127.0.0.1 in one temporary directory. Every process can be killed
-(``kill -9`` or SIGTERM), paused and restarted on its own data; the meta
-group's peer links go through a proxy as well. The meta
-group's HTTP admin API moves slot ranges, the way ``eraftctl move`` does.
+groups (3 x ``twistd eraftkv --meta ... --group G`` each, a
+:class:`~.kvgroup.KVGroup` whose peer links go through its own
+fault-injecting :class:`~.proxy.ProxyNet`) and the router (``twistd
+eraftkdb``), all on 127.0.0.1 in one temporary directory. Every process
+(a :class:`~.procs.TwistdProcess`) can be killed (``kill -9`` or SIGTERM),
+paused and restarted on its own data; the meta group's peer links go
+through a proxy as well. The meta group's HTTP admin API moves slot ranges,
+the way ``eraftctl move`` does.
 With ``skew``, every process runs under libfaketime with a clock of its own
 that the nemesis moves (:mod:`.clockskew`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 from .clockskew import SkewedClock
-from .nemesis import (
-    TWISTD,
-    JepsenCluster,
-    NodeProcess,
-    ProxyNet,
-    free_ports,
-    twistd_argv,
-    twistd_env,
-)
+from .harness import poll_until
+from .kvgroup import KVGroup
+from .procs import MetaProcess, NodeProcess, RouterProcess, admin_call, free_ports, twistd_env
+from .proxy import ProxyNet
 
-
-def admin_call(
-    address: str, method: str, path: str, body: Any = None, timeout: float = 10.0
-) -> Any:
-    """One call to a meta node's HTTP admin API: its decoded JSON answer.
-    Raises OSError (unreachable, or a 4xx/5xx as HTTPError) or ValueError."""
-    req = urllib.request.Request(
-        f"http://{address}{path}",
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return json.loads(r.read())
-
-
-__all__ = ["MetaProcess", "RouterProcess", "ShardedCluster"]
+__all__ = ["KV_ARGS", "ShardedCluster", "admin_call"]
 
 KV_ARGS = ["--tick-ms", "50", "--timeout", "1", "--snapshot-entries", "500"]
 META_ARGS = ["--tick-ms", "50"]
 ROUTER_ARGS = ["--timeout", "2"]
-
-
-def _closed() -> None:
-    raise RuntimeError("the cluster was shut down")
-
-
-class MetaProcess(NodeProcess):
-    """One ``twistd -n eraftmeta``; ``resp_port`` is its HTTP admin port."""
-
-    label_prefix = "meta"
-
-    def argv(self) -> list[str]:
-        return twistd_argv(
-            self.log_path,
-            "eraftmeta",
-            self.node_id,
-            self.data,
-            self.peers,
-            "--admin",
-            f"127.0.0.1:{self.resp_port}",
-            *self.extra,
-        )
-
-    def wait_up(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive:
-                raise RuntimeError(f"meta node {self.node_id} exited: {self.tail_log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.resp_port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"meta node {self.node_id} did not come up: {self.tail_log()}")
-
-
-class RouterProcess(NodeProcess):
-    """The ``twistd -n eraftkdb`` router (answers PING like a kv node)."""
-
-    def __init__(self, port: int, meta: list[str], directory: str, extra: list[str]) -> None:
-        super().__init__(0, meta, port, directory, extra)
-        self.log_path = os.path.join(directory, "router.log")
-
-    def argv(self) -> list[str]:
-        return [
-            TWISTD,
-            "-n",
-            "--pidfile=",
-            "--logfile",
-            self.log_path,
-            "eraftkdb",
-            "--listen",
-            f"127.0.0.1:{self.resp_port}",
-            "--meta",
-            ",".join(self.peers),
-            *self.extra,
-        ]
 
 
 class ShardedCluster:
@@ -144,13 +62,13 @@ class ShardedCluster:
                     for j, a in enumerate(self.meta_peers)
                 ],
                 self.admin_ports[i],
-                meta_dir,
+                os.path.join(meta_dir, f"data{i}"),
                 # Their --peers lists differ (proxies): one token, one cluster id.
                 [*(meta_args or META_ARGS), "--group-token", f"meta-{ports[0]}"],
             )
             for i in range(3)
         ]
-        self.groups: dict[int, JepsenCluster] = {}
+        self.groups: dict[int, KVGroup] = {}
         try:
             self._make_groups(groups, kv_args)
         except BaseException:  # no proxy process left behind
@@ -181,7 +99,7 @@ class ShardedCluster:
                 "--group",
                 str(gid),
             ]
-            self.groups[gid] = JepsenCluster(
+            self.groups[gid] = KVGroup(
                 3, directory=os.path.join(self.dir, f"g{gid}"), proxies=True, extra=extra
             )
 
@@ -211,8 +129,8 @@ class ShardedCluster:
             p.start()
         for p in procs:
             p.wait_up(timeout)
-        self.wait(lambda: self._registered(), "every group registered", timeout)
-        self.wait(lambda: self.admin("POST", "/rebalance", {}) is not None, "rebalance", timeout)
+        poll_until(self._registered, "every group registered", timeout)
+        poll_until(lambda: self.admin("POST", "/rebalance", {}) is not None, "rebalance", timeout)
         self.wait_settled(timeout)
         self.router.start()
         self.router.wait_up(timeout)
@@ -230,10 +148,8 @@ class ShardedCluster:
             if not p.alive or p.paused:
                 continue
             try:
-                url = f"http://127.0.0.1:{p.resp_port}/status"
-                with urllib.request.urlopen(url, timeout=1.0) as r:
-                    if json.loads(r.read()).get("role") == "leader":
-                        return p
+                if p.status(timeout=1.0).get("role") == "leader":
+                    return p
             except (OSError, ValueError):
                 continue
         return None
@@ -281,9 +197,8 @@ class ShardedCluster:
         (cleanup after a timeout, while a campaign thread may still run)."""
         self.closed = True
         for _, p in self.processes():
-            setattr(p, "start", _closed)  # noqa: B010
             try:
-                p.kill()
+                p.retire()
             except Exception:
                 pass
         for net in self.nets():
@@ -304,7 +219,7 @@ class ShardedCluster:
 
     # -- the meta admin API --------------------------------------------------------------
     def admin(
-        self, method: str, path: str, body: Any = None, timeout: float = 5.0
+        self, method: str, path: str, body: object = None, timeout: float = 5.0
     ) -> dict[str, Any] | None:
         """The JSON answer of the first meta node that gives a 2xx one (None
         if none does). Starts with the node that answered last time."""
@@ -333,16 +248,4 @@ class ShardedCluster:
         )
 
     def wait_settled(self, timeout: float = 60.0) -> None:
-        self.wait(self.settled, "no migration in flight", timeout)
-
-    @staticmethod
-    def wait(predicate: Any, what: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if predicate():
-                    return
-            except Exception:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+        poll_until(self.settled, "no migration in flight", timeout)

@@ -32,11 +32,16 @@ import random
 import threading
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING
 
+from .clients import ClientThreads, Command, Reply, UniqueValues, connect, send
+from .cluster_procs import ShardedCluster
 from .expiry_check import ExpiryRecorder
 from .linearizability import History
-from .nemesis import KeySpace, _connection
+from .workload import KeySpace, invoke
+
+if TYPE_CHECKING:
+    from redis.connection import Connection
 
 __all__ = ["NOT_APPLIED", "ClusterWorkload"]
 
@@ -57,50 +62,22 @@ MIXES = {
 }
 
 
-class _Reply:
-    """What one attempt got: a value, an error code, or nothing (lost)."""
-
-    def __init__(self, value: Any = None, code: str = "", text: str = "", lost: bool = False):
-        self.value = value
-        self.code = code
-        self.text = text
-        self.lost = lost
-
-    @property
-    def error(self) -> bool:
-        return bool(self.code) or self.lost
-
-
-def _connection_ok(reply: _Reply | None) -> bool:
+def _connection_ok(reply: Reply | None) -> bool:
     """Whether the connection that got ``reply`` is worth keeping."""
     return reply is not None and not reply.lost and reply.code != "TIMEOUT"
 
 
-def send(conn: Any, args: tuple[Any, ...]) -> _Reply:
-    """Send one command on a connected redis-py connection."""
-    import redis
-
-    try:
-        conn.send_command(*args)
-        return _Reply(conn.read_response())
-    except redis.ResponseError as e:
-        # redis-py strips the codes it knows (MOVED, CLUSTERDOWN...) from the text.
-        text = str(e)
-        code = getattr(e, "status_code", None)
-        if not code:
-            code, _, text = text.partition(" ")
-        return _Reply(code=code or "ERR", text=text)
-    except (redis.RedisError, OSError) as e:
-        return _Reply(code="", text=type(e).__name__, lost=True)
+Connections = dict[int, "Connection"]
+"""A client's connections, by port."""
 
 
-class ClusterWorkload:
+class ClusterWorkload(ClientThreads):
     """``router_clients`` clients on the router and ``direct_clients`` on
     random kv nodes, each on its own connections with short timeouts."""
 
     def __init__(
         self,
-        cluster: Any,
+        cluster: ShardedCluster,
         history: History,
         rng: random.Random,
         router_clients: int = 6,
@@ -111,9 +88,9 @@ class ClusterWorkload:
         ops_per_key: int = 200,
         timeout: float = 4.0,
     ) -> None:
+        super().__init__(timeout)
         self.cluster = cluster
         self.history = history
-        self.timeout = timeout
         self.clients = [("router", c) for c in range(router_clients)]
         self.clients += [("direct", router_clients + c) for c in range(direct_clients)]
         self.spaces = {
@@ -122,10 +99,8 @@ class ClusterWorkload:
             "ttl": KeySpace(ttl_keys, ops_per_key, random.Random(rng.random()), "ct"),
         }
         self.seeds = [rng.random() for _ in self.clients]
-        self._values = iter(range(1, 2**62))
+        self.values = UniqueValues()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self.threads: list[threading.Thread] = []
         self.errors: Counter[str] = Counter()
         self.redirects = 0
         self.expiring = ExpiryRecorder()
@@ -133,20 +108,7 @@ class ClusterWorkload:
     # -- running -----------------------------------------------------------------------
     def start(self) -> None:
         for i, (kind, c) in enumerate(self.clients):
-            t = threading.Thread(
-                target=self._client, args=(kind, c, self.seeds[i]), name=f"{kind}-{c}", daemon=True
-            )
-            t.start()
-            self.threads.append(t)
-
-    def stop(self) -> None:
-        self._stop.set()
-        for t in self.threads:
-            t.join(timeout=self.timeout + 30)
-
-    def _value(self) -> str:
-        with self._lock:
-            return str(next(self._values) * 1000)
+            self.spawn(f"{kind}-{c}", self._client, kind, c, self.seeds[i])
 
     def _ports(self, kind: str) -> list[int]:
         if kind == "router":
@@ -157,7 +119,7 @@ class ClusterWorkload:
         rng = random.Random(seed)
         ports = self._ports(kind)
         port = ports[c % len(ports)]
-        conns: dict[int, Any] = {}
+        conns: Connections = {}
         categories = [k for k, w in CATEGORIES for _ in range(w)]
         mixes = {cat: [op for op, w in mix for _ in range(w)] for cat, mix in MIXES.items()}
         while not self._stop.is_set():
@@ -188,43 +150,32 @@ class ClusterWorkload:
                 return [port] + [p for p in ports if p != port]
         return [port]
 
-    def _connect(self, conns: dict[int, Any], port: int) -> Any:
+    def _connect(self, conns: Connections, port: int) -> Connection | None:
         conn = conns.get(port)
         if conn is None:
-            conn = _connection(port, self.timeout)
-            try:
-                conn.connect()
-            except Exception:
+            conn = connect(port, self.timeout)
+            if conn is None:
                 return None
             conns[port] = conn
         return conn
 
     @staticmethod
-    def _drop(conns: dict[int, Any], port: int) -> None:
+    def _drop(conns: Connections, port: int) -> None:
         conn = conns.pop(port, None)
         if conn is not None:
             conn.disconnect()
 
     def one(
-        self, conns: dict[int, Any], port: int, c: Any, op: str, key: str, follow: bool
+        self, conns: Connections, port: int, c: int | str, op: str, key: str, follow: bool
     ) -> tuple[bool, int]:
         """Run and record one operation on the connection to ``port`` (which
         must be in ``conns``): (stay on this port?, the operation's id)."""
         h = self.history
-        args: tuple[Any, ...]
-        if op in ("write", "ttl-write"):
-            value = self._value()
-            oid = h.invoke(c, "write", key, value)
-            args = ("SET", key, value) if op == "write" else ("SET", key, value, "PX", TTL_MS)
-        elif op == "read":
-            oid = h.invoke(c, "read", key)
-            args = ("GET", key)
-        elif op == "increment":
-            oid = h.invoke(c, "increment", key, 1)
-            args = ("INCR", key)
+        if op == "ttl-write":
+            oid, args = invoke(h, c, "write", key, self.values)
+            args = (*args, "PX", TTL_MS)
         else:
-            oid = h.invoke(c, "delete", key)
-            args = ("DEL", key)
+            oid, args = invoke(h, c, op, key, self.values)
         reply, used = self._exchange(conns, port, args, follow, op)
         if reply is None:
             h.fail(oid)  # never sent anywhere that could apply it
@@ -249,8 +200,8 @@ class ClusterWorkload:
         return True, oid
 
     def _exchange(
-        self, conns: dict[int, Any], port: int, args: tuple[Any, ...], follow: bool, op: str
-    ) -> tuple[_Reply | None, int]:
+        self, conns: Connections, port: int, args: Command, follow: bool, op: str
+    ) -> tuple[Reply | None, int]:
         """Send ``args`` on ``port``; a direct client follows one ``-MOVED``
         and retries ``-TRYAGAIN`` (neither was applied). (reply, port that
         answered); reply None: the owner refused connections, nothing sent."""
@@ -278,13 +229,13 @@ class ClusterWorkload:
             reply = send(conns[used], args)
         return reply, used
 
-    def _expiring(self, conns: dict[int, Any], port: int, rng: random.Random, follow: bool) -> bool:
+    def _expiring(self, conns: Connections, port: int, rng: random.Random, follow: bool) -> bool:
         """Write a new expiring key, or read a live one; False: drop the
         connection (it failed or timed out)."""
         rec = self.expiring
         key = rec.new_key() if rng.random() < 0.3 else None
         if key is not None:
-            value = self._value()
+            value = self.values.value()
             ttl = rng.randint(*EXPIRING_PX)
             reply, used = self._exchange(conns, port, ("SET", key, value, "PX", ttl), follow, "px")
             if reply is not None and not reply.error:
@@ -310,7 +261,7 @@ class ClusterWorkload:
         succeeds (every attempt is recorded). Returns how many succeeded."""
         deadline = time.monotonic() + timeout
         port = self.cluster.router.resp_port
-        conns: dict[int, Any] = {}
+        conns: Connections = {}
         done = 0
         for key in self.all_keys():
             while time.monotonic() < deadline:
@@ -326,9 +277,9 @@ class ClusterWorkload:
             conn.disconnect()
         return done
 
-    def final_values(self) -> dict[str, Any]:
+    def final_values(self) -> dict[str, str | int | None]:
         """Each key's value as last read by the final reads."""
-        out: dict[str, Any] = {}
+        out: dict[str, str | int | None] = {}
         for op in self.history.ops:
             if op.client == "final" and op.outcome == "ok":
                 out[op.key] = op.result
@@ -362,18 +313,19 @@ class ClusterWorkload:
     def ttl_problems(self, timeout: float = 60.0) -> list[str]:
         """Every TTL key that exists still has a TTL (PTTL through the router)."""
         port = self.cluster.router.resp_port
-        conns: dict[int, Any] = {}
+        conns: Connections = {}
         problems = []
         deadline = time.monotonic() + timeout
         for key in self.spaces["ttl"].all():
             while time.monotonic() < deadline:
                 conn = self._connect(conns, port)
-                reply = send(conn, ("PTTL", key)) if conn is not None else _Reply(lost=True)
+                reply = send(conn, ("PTTL", key)) if conn is not None else Reply(lost=True)
                 if reply.error:
                     self._drop(conns, port)
                     time.sleep(0.1)
                     continue
-                pttl = int(reply.value)
+                pttl = reply.value
+                assert isinstance(pttl, int), f"PTTL {key} answered {pttl!r}"
                 if pttl == -1 or pttl > TTL_MS:
                     problems.append(
                         f"TTL key {key} has PTTL {pttl} (written only with PX {TTL_MS})"

@@ -19,7 +19,8 @@ import time
 import redis
 from twisted.trial import unittest
 
-from eraft_twisted.testing.nemesis import JepsenCluster
+from eraft_twisted.testing.kvgroup import KVGroup
+from tests.waiting import wait_until
 
 # The bystander's worst acceptable latency (the machine may be busy).
 MAX_STALL = 3.0
@@ -70,12 +71,12 @@ class Bystander:
 class Node:
     """One shared single-node group for the whole module (stopped at exit)."""
 
-    cluster: JepsenCluster | None = None
+    cluster: KVGroup | None = None
 
     @classmethod
-    def get(cls) -> JepsenCluster:
+    def get(cls) -> KVGroup:
         if cls.cluster is None:
-            cls.cluster = JepsenCluster(1, proxies=False).start()
+            cls.cluster = KVGroup(1, proxies=False).start()
             atexit.register(shutil.rmtree, cls.cluster.dir, True)
             atexit.register(cls.cluster.stop)
             cls.cluster.leader()
@@ -91,7 +92,13 @@ class BadInput(unittest.TestCase):
         self.bystander.thread.start()
 
     def tearDown(self) -> None:
-        time.sleep(0.3)  # let the bystander run a few more rounds
+        ops = self.bystander.ops
+        wait_until(
+            lambda: self.bystander.ops >= ops + 3 or self.bystander.errors,
+            timeout=MAX_STALL * 3,
+            interval=0.02,
+            message="a few more bystander rounds",
+        )
         self.bystander.stop()
         self.assertTrue(self.node.alive, "the node died:\n" + self.node.tail_log())
         self.assertEqual(self.bystander.errors, [])
@@ -169,6 +176,15 @@ class BadInput(unittest.TestCase):
             b"*2\r\n$3\r\nGET\r\n$99999999999999999999999\r\n", b"invalid bulk length"
         )
 
+    def peak_growth(self, before: int, seconds: float = 1.0) -> int:
+        """The most the node's RSS grew above ``before`` (KiB) over ``seconds``."""
+        peak = 0
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            peak = max(peak, self.node.rss_kb() - before)
+            time.sleep(0.05)
+        return peak
+
     def test_large_declared_bulks_do_not_reserve_memory(self) -> None:
         """20 connections each promise a 500 MB argument and send 1 KiB."""
         before = self.node.rss_kb()
@@ -177,8 +193,7 @@ class BadInput(unittest.TestCase):
             s = self.connect()
             s.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$500000000\r\n" + b"x" * 1024)
             socks.append(s)
-        time.sleep(1.0)
-        grown = self.node.rss_kb() - before
+        grown = self.peak_growth(before)
         self.assertLess(grown, 200 * 1024, f"RSS grew by {grown} KiB")
         for s in socks:
             s.close()
@@ -192,8 +207,7 @@ class BadInput(unittest.TestCase):
             s = self.connect()
             s.sendall(b"*1048576\r\n$3\r\nSET\r\n")
             socks.append(s)
-        time.sleep(1.0)
-        grown = self.node.rss_kb() - before
+        grown = self.peak_growth(before)
         self.assertLess(grown, 200 * 1024, f"RSS grew by {grown} KiB")
 
     def test_negative_lengths(self) -> None:
@@ -284,13 +298,11 @@ class BadInput(unittest.TestCase):
                 socks.append(s)
             for s in socks:
                 s.close()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            now = int(c.info("clients")["connected_clients"])
-            if now <= baseline + 1:
-                break
-            time.sleep(0.2)
-        self.assertLessEqual(now, baseline + 1, "dropped connections were not cleaned up")
+        wait_until(
+            lambda: int(c.info("clients")["connected_clients"]) <= baseline + 1,
+            timeout=10,
+            message="the dropped connections to be cleaned up",
+        )
         c.close()
 
     def test_split_frames(self) -> None:

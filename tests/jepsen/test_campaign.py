@@ -19,8 +19,11 @@ import types
 
 from twisted.trial import unittest
 
+from eraft_twisted.testing.campaign import CampaignResult, run_campaign
 from eraft_twisted.testing.linearizability import History, check
-from eraft_twisted.testing.nemesis import CampaignResult, Workload, free_ports, run_campaign
+from eraft_twisted.testing.procs import free_ports, raw_command
+from eraft_twisted.testing.workload import Workload
+from tests.waiting import wait_until
 
 SECONDS = float(os.environ.get("JEPSEN_CI_SECONDS", "20"))
 
@@ -86,7 +89,12 @@ class HarnessCatchesStaleReads(unittest.TestCase):
         for p in procs:
             self.addCleanup(p.wait)
             self.addCleanup(p.kill)
-        time.sleep(0.5)
+        wait_until(
+            lambda: all(raw_command(p, "PING") == b"+PONG\r\n" for p in (primary, replica)),
+            timeout=10,
+            interval=0.05,
+            message="both redis-servers answering PING",
+        )
         nodes = [
             types.SimpleNamespace(node_id=0, resp_port=primary),
             types.SimpleNamespace(node_id=1, resp_port=replica),

@@ -16,9 +16,8 @@ import os
 import random
 import shutil
 import sys
-from typing import Any
 
-from twisted.internet import threads
+from twisted.internet import defer, threads
 from twisted.trial import unittest
 
 from eraft_twisted.testing.cluster_campaign import ClusterCampaignResult, run_cluster_campaign
@@ -35,7 +34,7 @@ class ClusterCampaign(unittest.TestCase):
     # Startup, heal and checks take about 30 s on a loaded 2-core machine.
     timeout = SECONDS + 150
 
-    def test_sharded_cluster_under_faults(self) -> Any:
+    def test_sharded_cluster_under_faults(self) -> defer.Deferred[None]:
         clusters: list[ShardedCluster] = []
 
         def cleanup() -> None:

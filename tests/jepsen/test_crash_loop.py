@@ -15,7 +15,7 @@ import sys
 
 from twisted.trial import unittest
 
-from eraft_twisted.testing.nemesis import crash_loop
+from eraft_twisted.testing.crashloop import crash_loop
 
 ITERATIONS = int(os.environ.get("JEPSEN_CI_CRASHES", "10"))
 

@@ -9,7 +9,8 @@ import time
 
 from twisted.trial import unittest
 
-from eraft_twisted.testing.nemesis import ProxyNet
+from eraft_twisted.testing.proxy import ProxyNet
+from tests.waiting import wait_until
 
 
 class _Echo(socketserver.BaseRequestHandler):
@@ -42,19 +43,26 @@ class EchoServer(socketserver.ThreadingTCPServer):
         return f"127.0.0.1:{self.server_address[1]}"
 
 
-def recv_some(s: socket.socket, n: int, timeout: float = 1.0) -> bytes:
-    s.settimeout(timeout)
+def receive(s: socket.socket, n: int, timeout: float = 1.0) -> tuple[bytes, bool]:
+    """Up to ``n`` bytes within ``timeout`` s, and whether the connection was
+    closed (end of stream or reset) rather than just silent."""
     data = b""
     deadline = time.monotonic() + timeout
-    while len(data) < n and time.monotonic() < deadline:
+    while len(data) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return data, False
+        s.settimeout(left)
         try:
             chunk = s.recv(n - len(data))
-        except (TimeoutError, ConnectionResetError):
-            break
+        except TimeoutError:
+            return data, False
+        except ConnectionResetError:
+            return data, True
         if not chunk:
-            break
+            return data, True
         data += chunk
-    return data
+    return data, False
 
 
 class Proxy(unittest.TestCase):
@@ -73,59 +81,75 @@ class Proxy(unittest.TestCase):
         self.addCleanup(s.close)
         return s
 
+    def assertEcho(self, s: socket.socket, data: bytes, timeout: float = 1.0) -> None:
+        s.sendall(data)
+        self.assertEqual(receive(s, len(data), timeout), (data, False))
+
+    def assertSilent(self, s: socket.socket, timeout: float = 0.5) -> None:
+        """Nothing arrives within ``timeout`` s and the connection stays open."""
+        self.assertEqual(receive(s, 1, timeout), (b"", False), "expected silence")
+
+    def assertClosed(self, s: socket.socket, timeout: float = 2.0) -> None:
+        """The proxy closes (or resets) the connection, sending nothing."""
+        self.assertEqual(receive(s, 1, timeout), (b"", True), "expected a closed connection")
+
+    def assertReceived(self, server: int, data: bytes) -> None:
+        """Echo server ``server`` has received exactly ``data`` (waits for it)."""
+        srv = self.servers[server]
+        wait_until(
+            lambda: srv.received == data, timeout=2, interval=0.02, message=f"{data!r} at {server}"
+        )
+
     def test_relays_both_ways(self) -> None:
         s = self.link(0, 1)
-        s.sendall(b"hello")
-        self.assertEqual(recv_some(s, 5), b"hello")
+        self.assertEcho(s, b"hello")
         self.assertEqual(self.servers[1].received, b"hello")
         self.assertEqual(self.servers[0].received, b"")
 
     def test_one_way_cut_drops_then_heal_resets(self) -> None:
         s = self.link(0, 1)
-        s.sendall(b"a")
-        self.assertEqual(recv_some(s, 1), b"a")
+        self.assertEcho(s, b"a")
         self.net.cut(0, 1)
         s.sendall(b"lost")
-        self.assertEqual(recv_some(s, 4, timeout=0.5), b"")
+        self.assertSilent(s)
         self.assertEqual(self.servers[1].received, b"a")
         # 1 still reaches 0, but what 0 answers on that link is lost too.
         t = self.link(1, 0)
         t.sendall(b"ok")
-        self.assertEqual(recv_some(t, 2, timeout=0.5), b"")
-        self.assertEqual(self.servers[0].received, b"ok")
+        self.assertReceived(0, b"ok")
+        self.assertSilent(t)
         self.net.heal()
         # The damaged stream is closed rather than resumed mid-frame ...
-        self.assertEqual(recv_some(s, 1, timeout=2), b"")
+        self.assertClosed(s)
         # ... and a new connection works.
-        s2 = self.link(0, 1)
-        s2.sendall(b"again")
-        self.assertEqual(recv_some(s2, 5), b"again")
+        self.assertEcho(self.link(0, 1), b"again")
 
     def test_cut_in_the_other_direction_drops_answers(self) -> None:
         s = self.link(0, 1)
         self.net.cut(1, 0)  # 1 cannot send to 0: its answers on 0's link are lost
         s.sendall(b"ping")
-        self.assertEqual(recv_some(s, 4, timeout=0.5), b"")
-        self.assertEqual(self.servers[1].received, b"ping")
+        self.assertReceived(1, b"ping")
+        self.assertSilent(s)
 
     def test_reset_mode_refuses_connections(self) -> None:
         s = self.link(0, 1)
         self.net.partition([[0], [1]], mode="reset")
-        self.assertEqual(recv_some(s, 1, timeout=2), b"")
+        self.assertClosed(s)
         s2 = self.link(0, 1)
-        s2.sendall(b"x")
-        self.assertEqual(recv_some(s2, 1, timeout=1), b"")
+        try:
+            s2.sendall(b"x")
+        except OSError:
+            pass  # already reset
+        self.assertClosed(s2, timeout=1)
+        self.assertEqual(self.servers[1].received, b"")
         self.net.heal()
-        s3 = self.link(0, 1)
-        s3.sendall(b"y")
-        self.assertEqual(recv_some(s3, 1), b"y")
+        self.assertEcho(self.link(0, 1), b"y")
 
     def test_delay(self) -> None:
         s = self.link(0, 1)
         self.net.slow(150)
         t0 = time.monotonic()
-        s.sendall(b"slow")
-        self.assertEqual(recv_some(s, 4, timeout=3), b"slow")
+        self.assertEcho(s, b"slow", timeout=3)
         self.assertGreaterEqual(time.monotonic() - t0, 0.28)  # 150 ms each way
         stats = self.net.stats()
         self.assertEqual(stats["0-1"]["bytes"], {"fwd": 4, "back": 4})

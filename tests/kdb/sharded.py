@@ -4,49 +4,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
-import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
 
-from eraft_twisted.testing.cluster_procs import admin_call
-from eraft_twisted.testing.nemesis import tail_log
-from tests.procs import TWISTD, Cluster, Node, free_ports, twistd_env
-
-
-class Proc:
-    """A twistd process with its own log."""
-
-    def __init__(self, argv: list[str], log_path: str, cwd: str) -> None:
-        self.argv = argv
-        self.log_path = log_path
-        self.cwd = cwd
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "--logfile", self.log_path, *self.argv],
-            env=twistd_env(),
-            cwd=self.cwd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+from eraft_twisted.testing.procs import (
+    MetaProcess,
+    RouterProcess,
+    admin_call,
+    tail_log,
+)
+from tests.procs import Cluster, Node, free_ports
+from tests.waiting import wait_until
 
 
 class Deployment:
@@ -59,37 +30,17 @@ class Deployment:
         self.meta_admin = [f"127.0.0.1:{p}" for p in ports[3:6]]
         self.router_port = ports[6]
         self.meta = [
-            Proc(
-                [
-                    "eraftmeta",
-                    "--id",
-                    str(i),
-                    "--data",
-                    os.path.join(self.dir, f"meta{i}"),
-                    "--peers",
-                    ",".join(self.meta_peers),
-                    "--admin",
-                    self.meta_admin[i],
-                    "--tick-ms",
-                    "50",
-                ],
-                os.path.join(self.dir, f"meta{i}.log"),
-                self.dir,
+            MetaProcess(
+                i,
+                self.meta_peers,
+                ports[3 + i],
+                os.path.join(self.dir, f"meta{i}"),
+                ["--tick-ms", "50"],
             )
             for i in range(3)
         ]
         self.groups: dict[int, Cluster] = {}
-        self.router = Proc(
-            [
-                "eraftkdb",
-                "--listen",
-                f"127.0.0.1:{self.router_port}",
-                "--meta",
-                ",".join(self.meta_peers),
-            ],
-            os.path.join(self.dir, "router.log"),
-            self.dir,
-        )
+        self.router = RouterProcess(self.router_port, self.meta_peers, self.dir, [])
 
     def start_meta(self) -> None:
         for p in self.meta:
@@ -110,14 +61,14 @@ class Deployment:
 
     def start_router(self) -> None:
         self.router.start()
-        self.wait(lambda: self.client().ping(), "router up")
+        self.router.wait_up(60)
 
     def client(self, timeout: float = 10.0) -> redis.Redis:
         return redis.Redis(
             port=self.router_port, socket_timeout=timeout, socket_connect_timeout=timeout
         )
 
-    def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def admin(self, method: str, path: str, body: object = None) -> Any:
         """Call the meta HTTP API on any node that answers."""
         for addr in self.meta_admin:
             try:
@@ -145,17 +96,9 @@ class Deployment:
         return True
 
     @staticmethod
-    def wait(predicate: Any, what: str, timeout: float = 60.0) -> None:
-        deadline = time.time() + timeout
-        last: Exception | None = None
-        while time.time() < deadline:
-            try:
-                if predicate():
-                    return
-            except Exception as e:  # not up yet
-                last = e
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what} ({last})")
+    def wait(predicate: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+        """Wait until ``predicate()`` is true; fail the test after ``timeout`` s."""
+        wait_until(predicate, timeout, message=what)
 
     def stop(self) -> None:
         self.router.stop()

@@ -6,10 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -19,12 +16,13 @@ from twisted.trial import unittest
 
 from eraft_twisted.rpc.metaclient import AMPMetaClient
 from eraft_twisted.tap.eraftmeta import Options
-from eraft_twisted.testing.nemesis import tail_log, twistd_argv
-from tests.procs import ROOT, eraftctl, free_ports, twistd_env
+from eraft_twisted.testing.procs import MetaProcess
+from tests.procs import ROOT, eraftctl, free_ports
 from tests.test_tap_options import OptionsCase
+from tests.waiting import wait_until
 
 
-def http(method: str, url: str, body: Any = None, timeout: float = 10.0) -> tuple[int, Any]:
+def http(method: str, url: str, body: object = None, timeout: float = 10.0) -> tuple[int, Any]:
     """One JSON request; returns (status, decoded body) for errors too."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
@@ -37,78 +35,6 @@ def http(method: str, url: str, body: Any = None, timeout: float = 10.0) -> tupl
         return e.code, json.loads(e.read())
 
 
-class MetaProc:
-    """One ``twistd -n eraftmeta`` process."""
-
-    def __init__(self, node_id: int, peers: list[str], admin_port: int, base: str) -> None:
-        self.node_id = node_id
-        self.peers = peers
-        self.admin_port = admin_port
-        self.url = f"http://127.0.0.1:{admin_port}"
-        self.data = os.path.join(base, f"meta{node_id}")
-        self.log_path = os.path.join(base, f"meta{node_id}.log")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        argv = twistd_argv(
-            self.log_path,
-            "eraftmeta",
-            self.node_id,
-            self.data,
-            self.peers,
-            "--admin",
-            f"127.0.0.1:{self.admin_port}",
-            "--tick-ms",
-            "50",
-            "--snapshot-entries",
-            "5",
-        )
-        self.proc = subprocess.Popen(
-            argv,
-            env=twistd_env(),
-            cwd=os.path.dirname(self.data),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def wait_up(self, timeout: float = 20.0) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if not self.alive():
-                raise RuntimeError(f"meta node {self.node_id} exited: {self.tail_log()}")
-            try:
-                http("GET", self.url + "/status", timeout=1)
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"meta node {self.node_id} did not come up: {self.tail_log()}")
-
-    def status(self) -> dict[str, Any]:
-        return http("GET", self.url + "/status", timeout=2)[1]  # type: ignore[no-any-return]
-
-    def tail_log(self, n: int = 30) -> str:
-        return tail_log(self.log_path, n)
-
-    def kill(self) -> None:
-        if self.alive():
-            assert self.proc is not None
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.alive():
-            assert self.proc is not None
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 class MetaGroupTests(unittest.TestCase):
     def setUp(self) -> None:
         self.dir = tempfile.mkdtemp(prefix="eraft-meta-test-")
@@ -116,25 +42,35 @@ class MetaGroupTests(unittest.TestCase):
             self.addCleanup(shutil.rmtree, self.dir, True)
         ports = free_ports(6)
         peers = [f"127.0.0.1:{p}" for p in ports[:3]]
-        self.nodes = [MetaProc(i, peers, ports[3 + i], self.dir) for i in range(3)]
+        self.nodes = [
+            MetaProcess(
+                i,
+                peers,
+                ports[3 + i],
+                os.path.join(self.dir, f"meta{i}"),
+                ["--tick-ms", "50", "--snapshot-entries", "5"],
+            )
+            for i in range(3)
+        ]
         for n in self.nodes:
             self.addCleanup(n.stop)
             n.start()
         for n in self.nodes:
             n.wait_up()
 
-    def leader(self, timeout: float = 20.0) -> MetaProc:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+    def leader(self, timeout: float = 20.0) -> MetaProcess:
+        def leading() -> MetaProcess | None:
             for n in self.nodes:
-                if n.alive():
-                    try:
-                        if n.status()["role"] == "leader":
-                            return n
-                    except OSError:
-                        pass
-            time.sleep(0.1)
-        raise RuntimeError("no meta leader elected")
+                try:
+                    if n.alive and n.status()["role"] == "leader":
+                        return n
+                except OSError:
+                    pass
+            return None
+
+        leader = wait_until(leading, timeout, interval=0.1, message="a meta leader")
+        assert leader is not None
+        return leader
 
     def ctl(self, *argv: str, meta: str) -> str:
         p = eraftctl("--meta", meta, *argv)
@@ -197,14 +133,13 @@ class MetaGroupTests(unittest.TestCase):
         latest = http("GET", f2.url + "/config")[1]
         leader.start()
         leader.wait_up()
-        deadline = time.time() + 20
-        while True:
+
+        def caught_up() -> dict[str, Any] | None:
             code, cfg = http("GET", leader.url + "/config")
-            if code == 200 and cfg["num"] == latest["num"]:
-                break
-            self.assertLess(time.time(), deadline, (code, cfg, leader.tail_log()))
-            time.sleep(0.2)
-        self.assertEqual(cfg, latest)
+            return cfg if code == 200 and cfg["num"] == latest["num"] else None
+
+        cfg = wait_until(caught_up, 20, message=f"the old leader at config {latest['num']}")
+        self.assertEqual(cfg, latest, leader.tail_log())
         self.assertEqual(
             http("GET", leader.url + "/config/2")[1]["groups"],
             {"1": ["127.0.0.1:7001", "127.0.0.1:7002"], "2": ["127.0.0.1:7101"]},

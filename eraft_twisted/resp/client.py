@@ -7,17 +7,25 @@ Replies are parsed by hiredis; error replies come back as
 
 from __future__ import annotations
 
+import typing
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import hiredis
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 
 from ..net import no_delay
 from .encoder import SimpleString, encode
+
+RespReply = Any
+"""A decoded reply: bytes, int, None, a list of replies, a SimpleString
+(status, with ``keep_status``) or, from :class:`ReplyParser`, a ReplyError.
+Left dynamic: each caller knows the shape its command returns."""
 
 
 class ReplyError(Exception):
@@ -57,7 +65,7 @@ class ReplyParser:
             self._pos = 0
         self._buf += data
 
-    def gets(self) -> Any:
+    def gets(self) -> RespReply:
         """The next complete reply, or Ellipsis if more data is needed."""
         start = self._pos
         try:
@@ -75,7 +83,7 @@ class ReplyParser:
         self._pos = end + 2
         return line
 
-    def _parse(self) -> Any:
+    def _parse(self) -> RespReply:
         line = self._line()
         if not line:
             raise hiredis.ProtocolError("empty reply line")
@@ -115,12 +123,12 @@ class RespClientProtocol(Protocol):
     """
 
     def __init__(self, keep_status: bool = False) -> None:
-        self._reader: Any = (
+        self._reader: ReplyParser | hiredis.Reader = (
             ReplyParser()
             if keep_status
             else hiredis.Reader(replyError=ReplyError, notEnoughData=Ellipsis)
         )
-        self._waiting: deque[defer.Deferred[Any]] = deque()
+        self._waiting: deque[defer.Deferred[RespReply]] = deque()
         self.connected_ = False
         self.lost: defer.Deferred[None] = defer.Deferred()
 
@@ -128,12 +136,12 @@ class RespClientProtocol(Protocol):
         no_delay(self.transport)
         self.connected_ = True
 
-    def call(self, *args: bytes | str | int) -> defer.Deferred[Any]:
+    def call(self, *args: bytes | str | int) -> defer.Deferred[RespReply]:
         """Send one command; fires with its reply or fails with ReplyError."""
         if not self.connected_ or self.transport is None:
             return defer.fail(NotSent("not connected"))
         argv = [a if isinstance(a, bytes) else str(a).encode() for a in args]
-        d: defer.Deferred[Any] = defer.Deferred()
+        d: defer.Deferred[RespReply] = defer.Deferred()
         self._waiting.append(d)
         self.transport.write(encode(argv, 2))
         return d
@@ -173,29 +181,67 @@ class RespClientProtocol(Protocol):
             self.transport.loseConnection()
 
 
-class RespClientPool:
-    """One lazily opened connection per ``host:port``, reopened when lost."""
+class RespConnection(typing.Protocol):
+    """One connection of a :class:`RespClientPool`: a
+    :class:`RespClientProtocol`, or a test's stand-in."""
 
-    def __init__(self, reactor: Any, timeout: float = 5.0, keep_status: bool = False) -> None:
+    connected_: bool
+    lost: defer.Deferred[None]
+    """Fires once the connection is closed."""
+
+    def call(self, *args: bytes | str | int) -> defer.Deferred[RespReply]: ...
+
+    def close(self) -> None: ...
+
+
+Connector = Callable[[str], "defer.Deferred[RespConnection]"]
+"""Opens a connection to ``host:port``; fails if none can be made."""
+
+
+class RespClientPool:
+    """One lazily opened connection per ``host:port``, reopened when lost.
+
+    ``connect`` replaces the TCP connection (tests); ``connect_timeout``
+    bounds making a TCP connection (default: ``timeout``).
+    """
+
+    def __init__(
+        self,
+        reactor: IReactorTime,
+        timeout: float = 5.0,
+        keep_status: bool = False,
+        connect: Connector | None = None,
+        connect_timeout: float | None = None,
+    ) -> None:
         self.reactor = reactor
         self.timeout = timeout
         self.keep_status = keep_status
-        self._conns: dict[str, RespClientProtocol] = {}
-        self._waiters: dict[str, list[defer.Deferred[RespClientProtocol]]] = {}
+        self.connect_timeout = timeout if connect_timeout is None else connect_timeout
+        self._connect = connect if connect is not None else self._tcp_connect
+        self._conns: dict[str, RespConnection] = {}
+        self._waiters: dict[str, list[defer.Deferred[RespConnection]]] = {}
 
-    def _get(self, address: str) -> defer.Deferred[RespClientProtocol]:
+    def _tcp_connect(self, address: str) -> defer.Deferred[RespConnection]:
+        host, _, port = address.rpartition(":")
+        endpoint = TCP4ClientEndpoint(self.reactor, host, int(port), timeout=self.connect_timeout)
+        d: defer.Deferred[RespConnection] = connectProtocol(
+            endpoint, RespClientProtocol(self.keep_status)
+        )
+        return d
+
+    def connection(self, address: str) -> defer.Deferred[RespConnection]:
+        """The open connection to ``address``, or a new one once it is made
+        (one attempt at a time per address); fails if none can be made."""
         conn = self._conns.get(address)
         if conn is not None and conn.connected_:
             return defer.succeed(conn)
-        d: defer.Deferred[RespClientProtocol] = defer.Deferred()
+        d: defer.Deferred[RespConnection] = defer.Deferred()
         if address in self._waiters:  # a connection attempt is under way
             self._waiters[address].append(d)
             return d
         self._waiters[address] = [d]
-        host, _, port = address.rpartition(":")
-        endpoint = TCP4ClientEndpoint(self.reactor, host, int(port), timeout=self.timeout)
 
-        def connected(proto: RespClientProtocol) -> None:
+        def connected(proto: RespConnection) -> None:
             self._conns[address] = proto
             proto.lost.addCallback(lambda _: self._conns.pop(address, None))
             for w in self._waiters.pop(address, []):
@@ -205,16 +251,15 @@ class RespClientPool:
             for w in self._waiters.pop(address, []):
                 w.errback(f)
 
-        proto = RespClientProtocol(self.keep_status)
-        connectProtocol(endpoint, proto).addCallbacks(connected, failed)
+        self._connect(address).addCallbacks(connected, failed)
         return d
 
-    def call(self, address: str, *args: bytes | str | int) -> defer.Deferred[Any]:
+    def call(self, address: str, *args: bytes | str | int) -> defer.Deferred[RespReply]:
         """Run one command on the node at ``address``; fails with
         :class:`NotSent` if it never left this process."""
         sending = False
 
-        def send(conn: RespClientProtocol) -> defer.Deferred[Any]:
+        def send(conn: RespConnection) -> defer.Deferred[RespReply]:
             nonlocal sending
             sending = True
             return conn.call(*args)
@@ -228,10 +273,11 @@ class RespClientPool:
                 raise ReplyTimeout(f"no reply from {address} within {self.timeout:g}s")
             return f
 
-        d = self._get(address).addCallback(send)
+        d = self.connection(address).addCallback(send)
         return d.addTimeout(self.timeout, self.reactor).addErrback(not_sent)
 
     def close(self) -> None:
+        """Close every open connection."""
         for conn in list(self._conns.values()):
             conn.close()
         self._conns.clear()

@@ -5,8 +5,6 @@ Shared by the RESP, AMP and HTTP layers; imports nothing from the project.
 
 from __future__ import annotations
 
-from typing import Any
-
 
 def parse_address(addr: str) -> tuple[str, int]:
     """``host:port`` -> (host, port); raises ValueError with a clear message."""
@@ -23,7 +21,7 @@ def tcp_endpoint(address: str) -> str:
     return f"tcp:{port}:interface={host}"
 
 
-def no_delay(transport: Any) -> None:
+def no_delay(transport: object) -> None:
     """Turn Nagle's algorithm off, as Redis does: requests, replies and raft
     messages are small and latency-bound, and with Nagle on a small write
     can wait for the peer's delayed ACK (up to 40 ms on Linux)."""

@@ -10,21 +10,26 @@ plain Redis server.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from collections.abc import Generator
+from typing import Any, Protocol, TypeVar
 
 from twisted.internet import defer, task
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .. import REDIS_VERSION
 from ..hashslot import SLOTS, key_hash_slot
-from ..resp.client import NotSent, ReplyError, RespClientPool
+from ..resp.client import NotSent, ReplyError, RespClientPool, RespReply
 from ..resp.commands import CommandError, CommandTable
 from ..resp.encoder import SimpleString, Verbatim
+from ..resp.state import ConnectionState
 from ..rpc.metaclient import WrongCluster
 from ..shard.state import owner_map
 
 log = Logger()
+
+T = TypeVar("T")
 
 
 MAX_REDIRECTS = 16
@@ -40,10 +45,20 @@ READONLY = {"get", "strlen", "type", "ttl", "pttl"}
 RETRY_SAFE = READONLY | {"mget", "exists", "eraft.scan", "keys", "dbsize", "info"}
 
 
+class ConfigSource(Protocol):
+    """The meta group as the router uses it (an ``AMPMetaClient``)."""
+
+    def query(self, num: int) -> defer.Deferred[dict[str, Any] | None]:
+        """Config ``num`` (-1: latest) as plain data, or None if there is none yet."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class Router:
     """Routes commands by hash slot to the shard groups of the latest config."""
 
-    def __init__(self, reactor: Any, meta: Any, timeout: float = 5.0) -> None:
+    def __init__(self, reactor: IReactorTime, meta: ConfigSource, timeout: float = 5.0) -> None:
         self.reactor = reactor
         self.meta = meta
         self.timeout = timeout
@@ -53,15 +68,15 @@ class Router:
         self.first_slot: dict[int, int] = {}
         """group -> the lowest slot it owns (where a per-group command goes)."""
         self.preferred: dict[int, int] = {}
-        self._refreshing: defer.Deferred[Any] | None = None
-        self._waiting: list[defer.Deferred[Any]] = []
+        self._refreshing: defer.Deferred[None] | None = None
+        self._waiting: list[defer.Deferred[None]] = []
         self.meta_error = "meta group unreachable (no answer yet)"
 
     # -- config ------------------------------------------------------------
-    def refresh(self) -> defer.Deferred[Any]:
+    def refresh(self) -> defer.Deferred[None]:
         """Fetch the latest config (one fetch at a time)."""
         if self._refreshing is not None:
-            d: defer.Deferred[Any] = defer.Deferred()
+            d: defer.Deferred[None] = defer.Deferred()
             self._waiting.append(d)
             return d
 
@@ -74,21 +89,21 @@ class Router:
                     first[gid] = min(lo, first.get(gid, lo))
                 self.first_slot = first
 
-        def done(result: Any) -> Any:
+        def done(result: T) -> T:
             self._refreshing = None
             waiting, self._waiting = self._waiting, []
             for w in waiting:
                 w.callback(None)
             return result
 
-        # Set before the callbacks run: a query that has already fired
-        # runs ``done`` at once, which must find this set to clear it.
-        self._refreshing = d = self.meta.query(-1)
-        d.addCallback(got).addBoth(done)
-        return d
+        # Set before ``done`` is added: a query that has already fired runs
+        # it at once, and it must find this set to clear it.
+        self._refreshing = refreshing = self.meta.query(-1).addCallback(got)
+        refreshing.addBoth(done)
+        return refreshing
 
     @defer.inlineCallbacks
-    def _refresh_or_keep(self) -> Any:
+    def _refresh_or_keep(self) -> Generator[defer.Deferred[None], None, None]:
         """Refresh the config; if the meta group cannot be reached, keep the
         one we have (a request then fails with -CLUSTERDOWN if we have none)."""
         try:
@@ -125,7 +140,9 @@ class Router:
 
     # -- sending -----------------------------------------------------------
     @defer.inlineCallbacks
-    def call_slot(self, slot: int, argv: list[bytes]) -> Any:
+    def call_slot(
+        self, slot: int, argv: list[bytes]
+    ) -> Generator[defer.Deferred[Any], Any, RespReply]:
         """Run ``argv`` on the group owning ``slot``, following redirections."""
         if self.config is None:
             yield self._refresh_or_keep()
@@ -181,7 +198,7 @@ class Router:
                     yield task.deferLater(self.reactor, 0.1 * (failures // size), lambda: None)
         raise CommandError("too many redirections", code="CLUSTERDOWN")
 
-    def call_key(self, key: bytes, argv: list[bytes]) -> defer.Deferred[Any]:
+    def call_key(self, key: bytes, argv: list[bytes]) -> defer.Deferred[RespReply]:
         return self.call_slot(key_hash_slot(key), argv)
 
     def by_slot(self, keys: list[bytes]) -> dict[int, list[int]]:
@@ -191,11 +208,11 @@ class Router:
             out[key_hash_slot(k)].append(i)
         return out
 
-    def all_groups(self, argv: list[bytes]) -> defer.Deferred[list[Any]]:
+    def all_groups(self, argv: list[bytes]) -> defer.Deferred[list[RespReply]]:
         """Run ``argv`` once on every group."""
 
         @defer.inlineCallbacks
-        def run() -> Any:
+        def run() -> Generator[defer.Deferred[Any], Any, list[RespReply]]:
             if self.config is None:
                 yield self._refresh_or_keep()
             calls = []
@@ -231,10 +248,10 @@ class RouterCommands:
         r("flushall", -1, ["write"], self.flushall, 0, 0, 0)
         r("info", -1, ["readonly"], self.info, 0, 0, 0)
 
-    def single(self, conn: Any, argv: list[bytes]) -> Any:
+    def single(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[RespReply]:
         return self.router.call_key(argv[1], argv)
 
-    def mget(self, conn: Any, argv: list[bytes]) -> Any:
+    def mget(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[list[RespReply]]:
         keys = argv[1:]
         groups = self.router.by_slot(keys)
         calls = [
@@ -242,8 +259,8 @@ class RouterCommands:
             for slot, idx in groups.items()
         ]
 
-        def merge(results: list[list[Any]]) -> list[Any]:
-            out: list[Any] = [None] * len(keys)
+        def merge(results: list[RespReply]) -> list[RespReply]:
+            out: list[RespReply] = [None] * len(keys)
             for (_, idx), values in zip(groups.items(), results, strict=True):
                 for i, v in zip(idx, values, strict=True):
                     out[i] = v
@@ -251,7 +268,7 @@ class RouterCommands:
 
         return _gather(calls).addCallback(merge)
 
-    def mset(self, conn: Any, argv: list[bytes]) -> Any:
+    def mset(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[SimpleString]:
         if len(argv) % 2 == 0:
             raise CommandError("wrong number of arguments for 'mset' command")
         keys = argv[1::2]
@@ -264,7 +281,7 @@ class RouterCommands:
             calls.append(self.router.call_slot(slot, cmd))
         return _gather(calls).addCallback(lambda _: SimpleString("OK"))
 
-    def count_keys(self, conn: Any, argv: list[bytes]) -> Any:
+    def count_keys(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[int]:
         keys = argv[1:]
         calls = [
             self.router.call_slot(slot, [argv[0]] + [keys[i] for i in idx])
@@ -272,7 +289,7 @@ class RouterCommands:
         ]
         return _gather(calls).addCallback(sum)
 
-    def scan(self, conn: Any, argv: list[bytes]) -> Any:
+    def scan(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[RespReply]:
         """The cursor is the next hash slot: ``ERAFT.SCAN`` goes to the slot's
         owner, which scans up to the first slot it does not serve (or
         redirects), so each slot is visited once, by its owner at the time."""
@@ -286,16 +303,16 @@ class RouterCommands:
             return defer.succeed([b"0", []])
         return self.router.call_slot(cursor, [b"ERAFT.SCAN", *argv[1:]])
 
-    def keys(self, conn: Any, argv: list[bytes]) -> Any:
+    def keys(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[list[RespReply]]:
         return self.router.all_groups(argv).addCallback(lambda rs: [k for r in rs for k in r])
 
-    def dbsize(self, conn: Any, argv: list[bytes]) -> Any:
+    def dbsize(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[int]:
         return self.router.all_groups(argv).addCallback(sum)
 
-    def flushall(self, conn: Any, argv: list[bytes]) -> Any:
+    def flushall(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[SimpleString]:
         return self.router.all_groups(argv).addCallback(lambda _: SimpleString("OK"))
 
-    def info(self, conn: Any, argv: list[bytes]) -> Any:
+    def info(self, conn: ConnectionState, argv: list[bytes]) -> Verbatim:
         config = self.router.config or {}
         groups = self.router.groups()
         lines = [
@@ -314,7 +331,7 @@ class RouterCommands:
         return Verbatim("\r\n".join(lines) + "\r\n")
 
 
-def _gather(calls: list[defer.Deferred[Any]]) -> defer.Deferred[list[Any]]:
+def _gather(calls: list[defer.Deferred[T]]) -> defer.Deferred[list[T]]:
     """All results in order; the first failure (e.g. a CommandError) wins."""
     d = defer.gatherResults(calls, consumeErrors=True)
 

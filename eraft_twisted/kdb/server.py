@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Callable
-from typing import Any
+from typing import NoReturn
 
 from twisted.application import strports
 from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
+from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python import usage
+from twisted.python.failure import Failure
 
 from .. import REDIS_VERSION
 from ..net import tcp_endpoint
 from ..resp.commands import CommandError, CommandTable
 from ..resp.connection import register_connection_commands
-from ..resp.protocol import MAX_CLIENTS, RespServerFactory
+from ..resp.protocol import MAX_CLIENTS, ClientLimits, RespServerFactory
+from ..resp.state import ConnectionState
 from ..rpc.metaclient import AMPMetaClient, WrongCluster
 from .router import Router, RouterCommands
 
@@ -29,10 +34,10 @@ class RouterServer(MultiService):
         self,
         listen: str,
         meta: list[str],
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,
         timeout: float = 5.0,
         max_clients: int = MAX_CLIENTS,
-        client_limits: dict[str, Any] | None = None,
+        client_limits: ClientLimits | None = None,
         cluster_id: str = "",
     ):
         super().__init__()
@@ -40,18 +45,18 @@ class RouterServer(MultiService):
             from twisted.internet import reactor as default_reactor
 
             reactor = default_reactor
-        self.reactor = reactor
+        self.reactor: IReactorTime = reactor
         self.listen = listen
         self.meta = meta
         self.timeout = timeout
         self.max_clients = max_clients
         # More RespServerFactory limits by keyword (max_request, output_limit, idle_timeout).
-        self.client_limits = client_limits or {}
+        self.client_limits: ClientLimits = client_limits or {}
         self.cluster_id = cluster_id
         self.router: Router | None = None
 
     @classmethod
-    def from_options(cls, options: Any) -> RouterServer:
+    def from_options(cls, options: usage.Options) -> RouterServer:
         return cls(
             options["listen"],
             options["meta"],
@@ -73,24 +78,32 @@ class RouterServer(MultiService):
         table = CommandTable()
         register_connection_commands(table, {"version": REDIS_VERSION, "mode": "standalone"})
         RouterCommands(self.router).register(table)
-        factory = RespServerFactory(table, max_clients=self.max_clients, **self.client_limits)
+        factory = RespServerFactory(
+            table, max_clients=self.max_clients, clock=self.reactor, **self.client_limits
+        )
         register_config(table, factory.client_settings)
-        strports.service(tcp_endpoint(self.listen), factory).setServiceParent(self)
+        strports.service(
+            tcp_endpoint(self.listen),
+            factory,
+            reactor=self.reactor,  # type: ignore[arg-type]  # a real reactor provides IReactorCore too
+        ).setServiceParent(self)
 
-        def refresh() -> Any:
+        def refresh() -> defer.Deferred[None]:
             assert self.router is not None
             return self.router.refresh().addErrback(unreachable)
 
-        def unreachable(f: Any) -> None:
+        def unreachable(f: Failure) -> None:
             # A refusal (WrongCluster) was logged once by the meta client.
             if not f.check(WrongCluster):
                 log.info("meta group unreachable: {e}", e=f.value)
 
-        TimerService(1.0, refresh).setServiceParent(self)
+        timer = TimerService(1.0, refresh)
+        timer.clock = self.reactor
+        timer.setServiceParent(self)
         log.info("eraftkdb routing on {listen}, meta {meta}", listen=self.listen, meta=self.meta)
         super().startService()
 
-    def stopService(self) -> Any:
+    def stopService(self) -> defer.Deferred[None] | None:
         d = super().stopService()
         if self.router is not None:
             self.router.pool.close()
@@ -101,7 +114,7 @@ class RouterServer(MultiService):
 def register_config(table: CommandTable, settings: Callable[[], dict[str, str]]) -> None:
     """CONFIG GET over the router's own ``settings()`` (Redis's names); CONFIG SET is refused."""
 
-    def get(conn: Any, argv: list[bytes]) -> dict[str, str]:
+    def get(conn: ConnectionState, argv: list[bytes]) -> dict[str, str]:
         values = settings()
         found: dict[str, str] = {}
         for raw in argv[2:]:
@@ -109,7 +122,7 @@ def register_config(table: CommandTable, settings: Callable[[], dict[str, str]])
                 found[name] = values[name]
         return found
 
-    def set_(conn: Any, argv: list[bytes]) -> Any:
+    def set_(conn: ConnectionState, argv: list[bytes]) -> NoReturn:
         raise CommandError(
             f"CONFIG SET is not supported ('{argv[2].decode('latin-1')}'): restart the router "
             "with the option or its config file"

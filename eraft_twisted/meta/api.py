@@ -3,24 +3,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar, cast
 
 from twisted.internet import defer
 
 from .app import MetaApplication, encode_op
-from .config import ClusterConfig, UnknownConfig, error_for_status, validate_op
+from .config import ClusterConfig, OpResult, UnknownConfig, error_for_status, validate_op
+
+T = TypeVar("T")
+
+
+class StatusSource(Protocol):
+    """The Raft core as ``GET /status`` reads it."""
+
+    def status(self) -> Mapping[str, Any]: ...
 
 
 class MetaNode(Protocol):
     """What the meta front ends need from the Raft node (a :class:`RaftNode`)."""
 
     node_id: int
-    raw: Any
 
-    def propose(self, data: bytes) -> defer.Deferred[Any]: ...
+    @property
+    def raw(self) -> StatusSource | None: ...
 
-    def read(self, fn: Callable[[], Any]) -> defer.Deferred[Any]: ...
+    def propose(self, data: bytes) -> defer.Deferred[object]: ...
+
+    def read(self, fn: Callable[[], T]) -> defer.Deferred[T]: ...
 
 
 class MetaAPI:
@@ -37,7 +47,7 @@ class MetaAPI:
             return defer.fail(UnknownConfig(f"no config {num}"))
         return self.node.read(lambda: self.app.history.query(num))
 
-    def submit(self, name: str, *args: Any) -> defer.Deferred[dict[str, Any]]:
+    def submit(self, name: str, *args: object) -> defer.Deferred[OpResult]:
         """Run a meta operation (``"join", group, servers`` ...) through the log.
 
         Fires with ``{"config": ..., "changed": bool, "moved": n}``; fails
@@ -52,9 +62,9 @@ class MetaAPI:
         return self.node.propose(encode_op(name, *args)).addCallback(_op_result)
 
 
-def _op_result(result: Any) -> dict[str, Any]:
+def _op_result(result: object) -> OpResult:
     if isinstance(result, dict) and "error" in result:
         raise error_for_status(int(result.get("status", 400)), str(result["error"]))
     if not isinstance(result, dict):
         raise TypeError(f"unexpected meta result {result!r}")
-    return result
+    return cast(OpResult, result)

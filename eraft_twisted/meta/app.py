@@ -10,16 +10,17 @@ snapshots like any other state-machine data.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol, TypedDict
 
 import msgpack
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from ..raft.confchange import decode_conf_change
 from ..raft.types import ConfChangeType, ConfState, Entry, EntryType, Snapshot
 from ..storage import layout
-from .config import BadRequest, ClusterConfig, ConfigHistory, MetaError
+from .config import BadRequest, ClusterConfig, ConfigHistory, MetaError, OpResult
 
 log = Logger()
 
@@ -28,17 +29,37 @@ ADDR_PREFIX = b"addr:"
 _NUM = struct.Struct(">Q")
 
 
+class Refused(TypedDict):
+    """The result of an operation the state machine refused."""
+
+    error: str
+    status: int
+
+
+class MetaStorage(Protocol):
+    """What the meta state machine needs from the node's storage."""
+
+    def scan_raw(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]: ...
+
+    def apply_ops(
+        self,
+        kv_ops: Iterable[tuple[bytes, bytes | None]],
+        applied_index: int,
+        conf_state: ConfState | None = None,
+    ) -> defer.Deferred[None]: ...
+
+
 def config_key(num: int) -> bytes:
     """The DB key of config ``num`` (keys sort by number)."""
     return layout.sm_meta_key(CONFIG_PREFIX + _NUM.pack(num))
 
 
-def encode_op(name: str, *args: Any) -> bytes:
+def encode_op(name: str, *args: object) -> bytes:
     """A meta operation as proposed to the log, e.g. ``encode_op("move", 0, 99, 2)``."""
     return msgpack.packb([name, *args], use_bin_type=True)
 
 
-def decode_op(data: bytes) -> list[Any]:
+def decode_op(data: bytes) -> list[object]:
     """Inverse of :func:`encode_op`; raises BadRequest if malformed."""
     try:
         op = msgpack.unpackb(data, raw=False)
@@ -57,7 +78,7 @@ class MetaApplication:
     status}`` when it was refused; refusals are deterministic too.
     """
 
-    def __init__(self, storage: Any) -> None:
+    def __init__(self, storage: MetaStorage) -> None:
         self.storage = storage
         self.history = ConfigHistory()
         self.addresses: dict[int, str] = {}
@@ -76,10 +97,12 @@ class MetaApplication:
             for key, value in self.storage.scan_raw(layout.sm_meta_key(ADDR_PREFIX))
         }
 
-    def apply_batch(self, entries: list[Entry], conf_state: ConfState | None = None) -> list[Any]:
+    def apply_batch(
+        self, entries: list[Entry], conf_state: ConfState | None = None
+    ) -> list[OpResult | Refused | None]:
         """Apply committed entries in order and persist with the applied index."""
         ops: list[tuple[bytes, bytes | None]] = []
-        results: list[Any] = []
+        results: list[OpResult | Refused | None] = []
         for e in entries:
             if e.type == EntryType.CONF_CHANGE:
                 self._apply_conf_change(e, ops)
@@ -92,7 +115,7 @@ class MetaApplication:
         d.addErrback(lambda f: log.failure("persisting applied meta entries failed", f))
         return results
 
-    def _apply_op(self, data: bytes, ops: list[tuple[bytes, bytes | None]]) -> dict[str, Any]:
+    def _apply_op(self, data: bytes, ops: list[tuple[bytes, bytes | None]]) -> OpResult | Refused:
         try:
             cfg, result = self.history.apply(decode_op(data))
         except MetaError as e:

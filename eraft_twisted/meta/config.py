@@ -19,7 +19,7 @@ import heapq
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NotRequired, TypedDict, TypeGuard
 
 from ..hashslot import MAX_SLOT, SLOTS
 
@@ -32,6 +32,25 @@ MAX_ADDRESS = 255
 
 Range = tuple[int, int, int]
 """``(lo, hi, group)``: slots ``lo..hi`` (inclusive) belong to ``group``."""
+
+
+class ConfigDict(TypedDict):
+    """A config as plain data (JSON, msgpack): group ids as strings."""
+
+    num: int
+    groups: dict[str, list[str]]
+    ranges: list[list[int]]
+    migrations: NotRequired[list[dict[str, object]]]
+    """Absent in configs written before online migration."""
+
+
+class OpResult(TypedDict):
+    """What a meta operation did: the config after it, whether it changed,
+    and how many slots moved."""
+
+    config: ConfigDict
+    changed: bool
+    moved: int
 
 
 class MetaError(Exception):
@@ -71,7 +90,7 @@ class ClusterConfig:
     num: int
     groups: Mapping[int, tuple[str, ...]]
     ranges: tuple[Range, ...]
-    migrations: tuple[Mapping[str, Any], ...] = ()
+    migrations: tuple[Mapping[str, object], ...] = ()
     """Slot ranges being moved between groups (filled in by online migration)."""
     _starts: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
 
@@ -103,7 +122,7 @@ class ClusterConfig:
         """The slot ranges ``group`` owns, ascending."""
         return [(lo, hi) for lo, hi, g in self.ranges if g == gid]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ConfigDict:
         """JSON- and msgpack-friendly form (group ids as strings)."""
         return {
             "num": self.num,
@@ -169,18 +188,18 @@ def moved_slots(old: ClusterConfig, new: ClusterConfig) -> int:
 # -- validation --------------------------------------------------------------------
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_group_id(gid: Any) -> int:
+def check_group_id(gid: object) -> int:
     """A group id is an integer 1..2**31-1 (0 means "unowned")."""
     if not _is_int(gid) or not 1 <= gid <= MAX_GROUP_ID:
         raise BadRequest(f"group must be an integer between 1 and {MAX_GROUP_ID}, got {gid!r}")
     return int(gid)
 
 
-def check_address(addr: Any) -> str:
+def check_address(addr: object) -> str:
     """``host:port`` with a port 1..65535."""
     if not isinstance(addr, str) or len(addr) > MAX_ADDRESS:
         raise BadRequest(f"bad server address {addr!r}: expected host:port")
@@ -196,7 +215,7 @@ def check_address(addr: Any) -> str:
     return addr
 
 
-def check_servers(servers: Any) -> tuple[str, ...]:
+def check_servers(servers: object) -> tuple[str, ...]:
     """A non-empty list of distinct ``host:port`` addresses."""
     if not isinstance(servers, list | tuple) or not servers:
         raise BadRequest("servers must be a non-empty list of host:port")
@@ -208,7 +227,7 @@ def check_servers(servers: Any) -> tuple[str, ...]:
     return out
 
 
-def check_slot(slot: Any, name: str) -> int:
+def check_slot(slot: object, name: str) -> int:
     if not _is_int(slot) or not 0 <= slot <= MAX_SLOT:
         raise BadRequest(f"{name} must be a slot between 0 and {MAX_SLOT}, got {slot!r}")
     return int(slot)
@@ -228,7 +247,7 @@ def _next(
     return new
 
 
-def join(cfg: ClusterConfig, gid: Any, servers: Any) -> ClusterConfig:
+def join(cfg: ClusterConfig, gid: object, servers: object) -> ClusterConfig:
     """Add group ``gid`` with ``servers``, or update the servers of a known group.
 
     The first group to join a cluster without groups gets every slot; a
@@ -236,47 +255,47 @@ def join(cfg: ClusterConfig, gid: Any, servers: Any) -> ClusterConfig:
     Joining again with the same servers changes nothing (so retries and
     re-registration are harmless).
     """
-    gid = check_group_id(gid)
-    servers = check_servers(servers)
+    group = check_group_id(gid)
+    members = check_servers(servers)
     for other, theirs in cfg.groups.items():
-        taken = set(servers) & set(theirs)
-        if other != gid and taken:
+        taken = set(members) & set(theirs)
+        if other != group and taken:
             raise Conflict(f"server {sorted(taken)[0]} already belongs to group {other}")
     groups = dict(cfg.groups)
-    groups[gid] = servers
+    groups[group] = members
     owners = cfg.owners()
     if not cfg.groups:
-        owners = [gid] * SLOTS
+        owners = [group] * SLOTS
     return _next(cfg, groups, owners)
 
 
-def leave(cfg: ClusterConfig, gid: Any) -> ClusterConfig:
+def leave(cfg: ClusterConfig, gid: object) -> ClusterConfig:
     """Remove group ``gid``; its slots go to the remaining groups, the
     emptiest first. No other slot moves."""
-    gid = check_group_id(gid)
-    if gid not in cfg.groups:
-        raise Conflict(f"unknown group {gid}")
-    groups = {g: s for g, s in cfg.groups.items() if g != gid}
+    group = check_group_id(gid)
+    if group not in cfg.groups:
+        raise Conflict(f"unknown group {group}")
+    groups = {g: s for g, s in cfg.groups.items() if g != group}
     owners = cfg.owners()
-    released = [slot for slot, g in enumerate(owners) if g == gid]
+    released = [slot for slot, g in enumerate(owners) if g == group]
     if released and not groups:
-        raise Conflict(f"group {gid} is the last group: it cannot leave while it owns slots")
-    counts = {g: c for g, c in cfg.slot_counts().items() if g != gid}
+        raise Conflict(f"group {group} is the last group: it cannot leave while it owns slots")
+    counts = {g: c for g, c in cfg.slot_counts().items() if g != group}
     _assign(owners, released, _water_fill(counts, len(released)))
     return _next(cfg, groups, owners)
 
 
-def move(cfg: ClusterConfig, lo: Any, hi: Any, gid: Any) -> ClusterConfig:
+def move(cfg: ClusterConfig, lo: object, hi: object, gid: object) -> ClusterConfig:
     """Give slots ``lo..hi`` (inclusive) to group ``gid``."""
-    lo = check_slot(lo, "lo")
-    hi = check_slot(hi, "hi")
-    if lo > hi:
-        raise BadRequest(f"lo ({lo}) must not be above hi ({hi})")
-    gid = check_group_id(gid)
-    if gid not in cfg.groups:
-        raise Conflict(f"unknown group {gid}")
+    first = check_slot(lo, "lo")
+    last = check_slot(hi, "hi")
+    if first > last:
+        raise BadRequest(f"lo ({first}) must not be above hi ({last})")
+    group = check_group_id(gid)
+    if group not in cfg.groups:
+        raise Conflict(f"unknown group {group}")
     owners = cfg.owners()
-    owners[lo : hi + 1] = [gid] * (hi - lo + 1)
+    owners[first : last + 1] = [group] * (last - first + 1)
     return _next(cfg, cfg.groups, owners)
 
 
@@ -337,7 +356,7 @@ def _assign(owners: list[int], slots: Iterable[int], gains: Mapping[int, int]) -
 _ARITY = {"join": 2, "leave": 1, "move": 3, "rebalance": 0}
 
 
-def validate_op(op: Any) -> tuple[str, list[Any]]:
+def validate_op(op: object) -> tuple[str, list[object]]:
     """Check an operation's shape and arguments without a config (so bad
     input can be refused before it reaches the log); returns (name, args)."""
     if not isinstance(op, list | tuple) or not op or not isinstance(op[0], str):
@@ -391,7 +410,7 @@ class ConfigHistory:
             raise UnknownConfig(f"no config {num} (latest is {self.latest.num})")
         return self.configs[num]
 
-    def apply(self, op: Sequence[Any]) -> tuple[ClusterConfig, dict[str, Any]]:
+    def apply(self, op: Sequence[object]) -> tuple[ClusterConfig, OpResult]:
         """Run ``op`` against the latest config and record the result.
 
         ``op`` is ``["join", group, [servers]]``, ``["leave", group]``,

@@ -21,7 +21,7 @@ leader, no quorum, timeout).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from twisted.internet import defer
@@ -36,7 +36,7 @@ from ..resp.client import RespClientPool, parse_info
 from ..rpc.identity import Identity
 from .api import MetaAPI, MetaNode
 from .app import MetaApplication
-from .config import MetaError
+from .config import MetaError, OpResult
 
 log = Logger()
 
@@ -54,7 +54,7 @@ class HTTPError(Exception):
 
 def node_status(
     node: MetaNode, addresses: dict[int, str], identity: Identity | None = None
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """This node's cluster id and raft state as plain data (``GET /status``)."""
     if node.raw is None:
         raise HTTPError(503, "raft node not started")
@@ -63,7 +63,7 @@ def node_status(
     voters, learners = set(st["voters"]), set(st["learners"])
     members = []
     for nid in sorted(voters | learners):
-        member: dict[str, Any] = {
+        member: dict[str, object] = {
             "id": nid,
             "addr": addresses.get(nid, ""),
             "role": "voter" if nid in voters else "learner",
@@ -73,7 +73,7 @@ def node_status(
             member["match"] = pr["match"]
             member["lag"] = max(0, st["last_index"] - pr["match"])
         members.append(member)
-    status: dict[str, Any] = {} if identity is None else {"cluster_id": identity.cluster_id}
+    status: dict[str, object] = {} if identity is None else {"cluster_id": identity.cluster_id}
     return {
         **status,
         "id": st["id"],
@@ -87,7 +87,7 @@ def node_status(
     }
 
 
-def _json_body(request: Request) -> dict[str, Any]:
+def _json_body(request: Request) -> dict[str, object]:
     assert request.content is not None
     raw = request.content.read(MAX_BODY + 1)
     if len(raw) > MAX_BODY:
@@ -103,14 +103,14 @@ def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _field(body: dict[str, Any], name: str) -> Any:
+def _field(body: dict[str, object], name: str) -> object:
     if name not in body:
         raise HTTPError(400, f"missing field {name!r}")
     return body[name]
 
 
-def _kv_pairs(text: str) -> dict[str, Any]:
-    pairs: dict[str, Any] = {}
+def _kv_pairs(text: str) -> dict[str, int | str]:
+    pairs: dict[str, int | str] = {}
     for item in text.split(","):
         k, _, v = item.partition("=")
         pairs[k] = int(v) if v.isdigit() else v
@@ -137,12 +137,12 @@ class AdminAPI(Resource):
         self._pool: RespClientPool | None = None
 
     # -- routing -------------------------------------------------------------------
-    def render(self, request: Request) -> Any:
+    def render(self, request: Request) -> int:
         finished = [False]
         request.notifyFinish().addBoth(lambda _: finished.__setitem__(0, True))
         d = defer.maybeDeferred(self._dispatch, request)
 
-        def reply(result: Any) -> None:
+        def reply(result: object) -> None:
             if not finished[0]:
                 self._write(request, 200, result)
 
@@ -157,7 +157,7 @@ class AdminAPI(Resource):
         d.addErrback(lambda f: log.failure("writing an admin reply failed", f))
         return NOT_DONE_YET
 
-    def _dispatch(self, request: Request) -> Any:
+    def _dispatch(self, request: Request) -> object:
         method = (request.method or b"GET").decode("latin-1")
         parts = [p.decode("utf-8", "replace") for p in request.postpath or [] if p]
         if parts == ["config"] or (len(parts) == 2 and parts[0] == "config"):
@@ -189,7 +189,7 @@ class AdminAPI(Resource):
 
     # -- migrations in flight --------------------------------------------------------
     @defer.inlineCallbacks
-    def _migrations(self) -> Any:
+    def _migrations(self) -> Generator[defer.Deferred[Any], Any, dict[str, object]]:
         """Ask every group of the latest config how far it is (``INFO sharding``)."""
         cfg = (yield self.api.config(-1)).to_dict()
         if self._pool is None:
@@ -206,11 +206,13 @@ class AdminAPI(Resource):
         return {"num": cfg["num"], "groups": groups, "in_flight": len(in_flight)}
 
     @defer.inlineCallbacks
-    def _group_progress(self, gid: int, servers: list[str]) -> Any:
+    def _group_progress(
+        self, gid: int, servers: list[str]
+    ) -> Generator[defer.Deferred[Any], Any, dict[str, object]]:
         """The group's INFO sharding, from its leader if one answers (only
         the leader knows how far its copies are)."""
         assert self._pool is not None
-        found: dict[str, Any] | None = None
+        found: tuple[str, dict[str, str]] | None = None
         for address in servers:
             try:
                 text = yield self._pool.call(address, "INFO", "sharding")
@@ -218,12 +220,12 @@ class AdminAPI(Resource):
                 continue
             info = parse_info(text)
             if found is None or info.get("shard_leader") == "1":
-                found = {"address": address, "info": info}
+                found = (address, info)
             if info.get("shard_leader") == "1":
                 break
         if found is None:
             return {"group": gid, "error": "no server answered"}
-        info = found["info"]
+        address, info = found
         copies = [
             {"slots": k[len("migration_") :].replace("_", "-"), **_kv_pairs(v)}
             for k, v in info.items()
@@ -231,7 +233,7 @@ class AdminAPI(Resource):
         ]
         return {
             "group": gid,
-            "server": found["address"],
+            "server": address,
             "config": int(info.get("shard_config", 0)),
             "incoming": info.get("shard_incoming", ""),
             "outgoing": info.get("shard_outgoing", ""),
@@ -240,7 +242,7 @@ class AdminAPI(Resource):
         }
 
     # -- writes ------------------------------------------------------------------------
-    def _write_op(self, name: str, body: dict[str, Any]) -> defer.Deferred[Any]:
+    def _write_op(self, name: str, body: dict[str, object]) -> defer.Deferred[OpResult]:
         fields = {"join": ("group", "servers"), "leave": ("group",), "move": ("lo", "hi", "group")}
         return self.api.submit(name, *(_field(body, f) for f in fields.get(name, ())))
 
@@ -260,7 +262,7 @@ class AdminAPI(Resource):
         return 500, f"internal error: {e.__class__.__name__}: {e}", {}
 
     @staticmethod
-    def _write(request: Request, status: int, body: Any) -> None:
+    def _write(request: Request, status: int, body: object) -> None:
         data = json.dumps(body, sort_keys=True).encode() + b"\n"
         request.setResponseCode(status)
         request.setHeader(b"content-type", b"application/json")

@@ -6,9 +6,10 @@ version's, which cannot)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import NoReturn
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IAddress
 from twisted.protocols import amp
 from twisted.python.failure import Failure
 
@@ -21,7 +22,7 @@ from .api import MetaAPI
 from .config import ClusterConfig, MetaError, UnknownConfig
 
 
-def _remote_error(f: Failure) -> Any:
+def _remote_error(f: Failure) -> NoReturn:
     # Only declared errors cross AMP: a refusal, or "try again elsewhere".
     if f.check(MetaError):
         raise RemoteMetaError(str(f.value))
@@ -43,14 +44,14 @@ class MetaPeerLocator(PeerLocator):
         self.api = api
 
     @MetaQuery.responder
-    def meta_query(self, num: int) -> defer.Deferred[dict[str, Any]]:
+    def meta_query(self, num: int) -> defer.Deferred[dict[str, bytes]]:
         """Config ``num`` (-1: latest) as msgpack, or empty if there is none yet."""
         self.require(CLIENT)
 
-        def found(cfg: ClusterConfig) -> dict[str, Any]:
+        def found(cfg: ClusterConfig) -> dict[str, bytes]:
             return {"config": layout.pack(cfg.to_dict())}
 
-        def missing(f: Failure) -> Any:
+        def missing(f: Failure) -> dict[str, bytes]:
             if f.check(UnknownConfig):
                 return {"config": b""}
             return _remote_error(f)
@@ -58,7 +59,7 @@ class MetaPeerLocator(PeerLocator):
         return self.api.config(num).addCallbacks(found, missing)
 
     @MetaJoin.responder
-    def meta_join(self, group: int, servers: list[str]) -> defer.Deferred[dict[str, Any]]:
+    def meta_join(self, group: int, servers: list[str]) -> defer.Deferred[dict[str, int]]:
         """Register (or update) a group; answers with the resulting config number."""
         self.require(CLIENT)
         d = self.api.submit("join", group, list(servers))
@@ -72,7 +73,7 @@ class MetaPeerServerFactory(PeerServerFactory):
         super().__init__(handler, identity)
         self.api = api
 
-    def buildProtocol(self, addr: Any) -> amp.AMP:
+    def buildProtocol(self, addr: IAddress | None) -> amp.AMP:
         locator = MetaPeerLocator(
             self.handler, self.identity, self.api, self.refusals, peer_name(addr)
         )

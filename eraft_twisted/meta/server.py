@@ -6,6 +6,7 @@ from typing import Any
 
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
+from twisted.python import usage
 from twisted.web.server import Site
 
 from ..node.group import RaftGroupServer
@@ -36,7 +37,7 @@ class MetaServer(RaftGroupServer):
         self.site: Site | None = None
 
     @classmethod
-    def from_options(cls, options: Any) -> MetaServer:
+    def from_options(cls, options: usage.Options) -> MetaServer:
         return cls(admin_address=options["admin"], **cls.group_options(options))
 
     def make_app(self) -> MetaApplication:

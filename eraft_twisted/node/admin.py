@@ -7,8 +7,8 @@ uses the node's package-internal helpers (timeouts, waiting for a leader).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 log = Logger()
 
+T = TypeVar("T")
+
 
 class GroupAdmin:
     """Membership changes and leadership transfer for one node."""
@@ -31,10 +33,10 @@ class GroupAdmin:
 
     def _via_leader(
         self,
-        local: Callable[[], defer.Deferred[Any]],
-        forward: Callable[[int], defer.Deferred[Any]],
+        local: Callable[[], defer.Deferred[T]],
+        forward: Callable[[int], defer.Deferred[T]],
         what: str,
-    ) -> defer.Deferred[Any]:
+    ) -> defer.Deferred[T]:
         """``local()`` if this node leads, else ``forward(leader)``; with no
         leader known (an election or a transfer under way) wait for one, as
         a write does, up to the request timeout."""
@@ -49,7 +51,7 @@ class GroupAdmin:
         return d.addCallback(lambda _: self._via_leader(local, forward, what))
 
     @defer.inlineCallbacks
-    def _until_leader_known(self) -> Any:
+    def _until_leader_known(self) -> Generator[defer.Deferred[None], None, None]:
         node = self.node
         while node.leader == NONE:
             if node._stopped:
@@ -63,9 +65,9 @@ class GroupAdmin:
         ``REJOIN`` re-admits a node that lost its data (see :data:`REJOIN`)."""
         node = self.node
 
-        def forward(leader: int) -> defer.Deferred[Any]:
+        def forward(leader: int) -> defer.Deferred[int]:
             assert node.transport is not None
-            d: defer.Deferred[Any] = node.transport.call(  # type: ignore[attr-defined]
+            d = node.transport.call(
                 leader, ChangeMembership, kind=kind, node_id=node_id, address=address
             )
             return d.addCallback(lambda r: r["index"])
@@ -74,7 +76,7 @@ class GroupAdmin:
             return self._via_leader(lambda: self._rejoin(node_id, address), forward, "rejoin")
         cc = ConfChange(ConfChangeType(kind), node_id, address.encode())
 
-        def local() -> defer.Deferred[Any]:
+        def local() -> defer.Deferred[int]:
             if cc.type != ConfChangeType.REMOVE and address:
                 for cb in node.on_member_address:
                     cb(node_id, address)
@@ -84,7 +86,7 @@ class GroupAdmin:
         return self._via_leader(local, forward, "membership change")
 
     @defer.inlineCallbacks
-    def _rejoin(self, nid: int, address: str) -> Any:
+    def _rejoin(self, nid: int, address: str) -> Generator[defer.Deferred[Any], Any, int]:
         """On the leader: make ``nid`` a learner with no acknowledgement on
         record, so it catches up from nothing before it is promoted."""
         node = self.node
@@ -111,18 +113,16 @@ class GroupAdmin:
         two election timeouts (the old leader then carries on)."""
         node = self.node
 
-        def forward(leader: int) -> defer.Deferred[Any]:
+        def forward(leader: int) -> defer.Deferred[int]:
             assert node.transport is not None
-            d: defer.Deferred[Any] = node.transport.call(  # type: ignore[attr-defined]
-                leader, TransferLeader, target=target
-            )
+            d = node.transport.call(leader, TransferLeader, target=target)
             return d.addCallback(lambda r: r["leader"])
 
         return self._via_leader(
             lambda: self._transfer_from_here(target), forward, "leadership transfer"
         )
 
-    def _transfer_from_here(self, target: int) -> defer.Deferred[Any]:
+    def _transfer_from_here(self, target: int) -> defer.Deferred[int]:
         node = self.node
         assert node.raw is not None
         raft = node.raw.raft
@@ -140,7 +140,9 @@ class GroupAdmin:
         return self._await_leader_other_than(node.node_id, 2 * node.config.election_tick)
 
     @defer.inlineCallbacks
-    def _await_leader_other_than(self, old: int, ticks: int) -> Any:
+    def _await_leader_other_than(
+        self, old: int, ticks: int
+    ) -> Generator[defer.Deferred[None], None, int]:
         node = self.node
         for _ in range(ticks * 2):
             yield node._sleep(node.tick_interval / 2)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Generator
+from typing import Any, NoReturn, TypeVar
 
 from twisted.application.service import Service
 from twisted.internet import defer, task
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ..raft.core import Config
 from ..raft.rawnode import RawNode
@@ -29,25 +30,21 @@ from ..raft.types import (
     Message,
     MessageType,
     NotLeader,
-    ProposalDropped,
     RaftError,
     Ready,
     Role,
 )
-from ..rpc.codec import decode_result, encode_result
-from ..rpc.commands import (
-    LeaderUnreachable,
-    NotLeaderError,
-    ProposalFailed,
-)
 from ..storage.leveldb import StorageError
 from .admin import GroupAdmin
 from .errors import ProposalLost, RaftTimeout, RaftUnavailable
-from .interfaces import Application, Transport
+from .forwarding import Forwarding
+from .interfaces import Application, NodeStorage, Transport
 from .reads import ReadQueue
 from .snapshots import SnapshotReceiver, SnapshotSender
 
 log = Logger()
+
+T = TypeVar("T")
 
 
 class RaftNode(Service):
@@ -66,7 +63,7 @@ class RaftNode(Service):
     def __init__(
         self,
         node_id: int,
-        storage: Any,
+        storage: NodeStorage,
         app: Application,
         clock: IReactorTime,
         config: Config | None = None,
@@ -75,7 +72,7 @@ class RaftNode(Service):
         rng: random.Random | None = None,
         snapshot_entries: int = 10_000,
         keep_entries: int = 1_000,
-        reactor: Any = None,
+        reactor: IReactorTime | None = None,  # unused: kept until callers stop passing it
         snapshot_bytes: int = 0,
     ) -> None:
         self.node_id = node_id
@@ -92,10 +89,11 @@ class RaftNode(Service):
         self.raw: RawNode | None = None
         self._ticker: task.LoopingCall | None = None
         self._busy = False
-        self._scheduled: Any = None
+        self._scheduled: IDelayedCall | None = None
         self._pending: dict[int, tuple[int, defer.Deferred[Any]]] = {}
         self.reads = ReadQueue(node_id, clock)
         self.admin = GroupAdmin(self)
+        self.forwarding = Forwarding(self)
         self._leader_waiters: list[defer.Deferred[None]] = []
         self._deadlines: deque[tuple[float, defer.Deferred[Any]]] = deque()
         self._stopped = False
@@ -108,7 +106,7 @@ class RaftNode(Service):
         self.snapshot_bytes = snapshot_bytes
         self.keep_entries = keep_entries
         self._compacting = False
-        self.snapshot_sender = SnapshotSender(self, reactor)
+        self.snapshot_sender = SnapshotSender(self)
         self.snapshot_receiver = SnapshotReceiver(self)
 
     # -- lifecycle -----------------------------------------------------
@@ -224,7 +222,7 @@ class RaftNode(Service):
         conf = self.raw.conf_at(applied)
 
         @defer.inlineCallbacks
-        def run() -> Any:
+        def run() -> Generator[defer.Deferred[Any], Any, int]:
             # The applied data and index must be on disk before the snapshot
             # metadata claims them.
             yield self.storage.barrier(sync=False)
@@ -246,7 +244,7 @@ class RaftNode(Service):
             log.info("snapshot at index {i}; log compacted to {c}", i=applied, c=upto)
             return applied
 
-        def done(result: Any) -> Any:
+        def done(result: T) -> T:
             self._compacting = False
             return result
 
@@ -289,39 +287,7 @@ class RaftNode(Service):
                 return self._with_timeout(self.propose_local(data), "write")
             except RaftError:
                 pass  # e.g. a leadership transfer: wait for the next leader
-        return self._with_timeout(self._propose(data), "write")
-
-    @defer.inlineCallbacks
-    def _propose(self, data: bytes) -> Any:
-        while True:
-            if self._stopped or self.raw is None:
-                raise RaftUnavailable("node is shutting down")
-            if self.is_leader:
-                try:
-                    d = self.propose_local(data)
-                except ProposalDropped:  # e.g. a leadership transfer: not appended
-                    yield self._sleep(self.tick_interval)
-                    continue
-                return (yield d)
-            leader = self.leader
-            if leader != NONE and self.transport is not None:
-                try:
-                    result = yield self.transport.forward_propose(leader, data)
-                except (NotLeaderError, LeaderUnreachable) as e:
-                    # Certainly not in the log: safe to try again.
-                    log.debug("forward to {leader} refused: {e}", leader=leader, e=e)
-                    yield self._sleep(self.tick_interval)
-                    continue
-                except Exception as e:
-                    # The leader may have appended it; sending it again could
-                    # apply it twice, so the outcome is unknown to the client.
-                    raise RaftTimeout(
-                        f"write forwarded to node {leader} failed ({e}); "
-                        "it may or may not have been applied",
-                        leader,
-                    ) from e
-                return decode_result(result)
-            yield self._wait_leader()
+        return self._with_timeout(self.forwarding.propose(data), "write")
 
     def propose_local(self, data: bytes) -> defer.Deferred[Any]:
         """Propose on this node, which must be the leader."""
@@ -340,20 +306,7 @@ class RaftNode(Service):
 
     def propose_forwarded(self, data: bytes) -> defer.Deferred[bytes]:
         """A follower forwarded a client write to us (AMP responder)."""
-        if not self.is_leader:
-            return defer.fail(NotLeaderError(str(self.leader)))
-        try:
-            d = self.propose_local(data)
-        except RaftError as e:  # not appended: the follower may retry
-            return defer.fail(NotLeaderError(str(e)))
-        d = self._with_timeout(d, "write")
-
-        def failed(f: Any) -> bytes:
-            if f.check(ProposalLost):
-                raise NotLeaderError(str(f.value))
-            raise ProposalFailed(str(f.value))
-
-        return d.addCallbacks(encode_result, failed)
+        return self.forwarding.answer(data)
 
     def propose_conf_change(self, cc: ConfChange) -> defer.Deferred[Any]:
         """Propose a membership change on the leader; fires once applied."""
@@ -380,7 +333,7 @@ class RaftNode(Service):
         return self.admin.transfer_leadership(target)
 
     # -- linearizable reads ----------------------------------------------
-    def read(self, fn: Callable[[], Any]) -> defer.Deferred[Any]:
+    def read(self, fn: Callable[[], T]) -> defer.Deferred[T]:
         """Run ``fn`` once it is linearizable (ReadIndex), on leader or follower."""
         d = self.reads.add(fn)
         self.stats["reads"] += 1
@@ -415,20 +368,21 @@ class RaftNode(Service):
         d = self._handle_ready(rd)
         self._ready_done = d
 
-        def done(_: Any) -> None:
+        def done(_: None) -> None:
             self._busy = False
             self._ready_done = None
             self._schedule()
 
         d.addCallbacks(done, self._fatal)
 
-    def _fatal(self, f: Any) -> None:
+    def _fatal(self, f: Failure) -> None:
         if f.check(StorageError):
             self.fail_stop(f"storage failed: {f.getErrorMessage()}")
             return
         log.failure("persisting or applying a Ready failed", f)
         self.fail_stop(
-            f"persisting or applying a Ready failed: {f.type.__name__}: {f.getErrorMessage()}"
+            "persisting or applying a Ready failed: "
+            f"{type(f.value).__name__}: {f.getErrorMessage()}"
         )
 
     def _sends_first(self, rd: Ready) -> bool:
@@ -447,7 +401,7 @@ class RaftNode(Service):
         return not (rd.entries and hs.commit >= rd.entries[0].index)
 
     @defer.inlineCallbacks
-    def _handle_ready(self, rd: Ready) -> Any:
+    def _handle_ready(self, rd: Ready) -> Generator[defer.Deferred[Any], Any, None]:
         assert self.raw is not None
         if rd.soft_state is not None:
             self._soft_state_changed(rd.soft_state.leader, rd.soft_state.role)
@@ -568,13 +522,13 @@ class RaftNode(Service):
         self.clock.callLater(self.tick_interval, poll)
         return d
 
-    def _with_timeout(self, d: defer.Deferred[Any], what: str) -> defer.Deferred[Any]:
+    def _with_timeout(self, d: defer.Deferred[T], what: str) -> defer.Deferred[T]:
         # One deque swept on every tick instead of a DelayedCall per request:
         # deadlines arrive in order because the timeout is the same for all.
         self._deadlines.append((self.clock.seconds() + self.request_timeout, d))
         timeout = self.request_timeout
 
-        def timed_out(f: Any) -> Any:
+        def timed_out(f: Failure) -> NoReturn:
             f.trap(defer.CancelledError)
             raise RaftTimeout(
                 f"{what} not confirmed within {timeout:g}s (no leader or no quorum)",

@@ -6,10 +6,12 @@ and an orderly stop (listeners, then the node, then the disk)."""
 from __future__ import annotations
 
 import os
+import random
 import sys
 from typing import Any
 
 from twisted.application import strports
+from twisted.application.internet import TimerService
 from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.interfaces import IProtocolFactory
@@ -34,6 +36,9 @@ class RaftGroupServer(MultiService):
     command = "eraft"
     kind = KV
     """Which kind of group (``kv``/``meta``): part of the group id."""
+    rng: random.Random | None = None
+    """The Raft node's randomness (election timeouts); a seeded one makes a
+    simulated cluster repeatable."""
 
     def __init__(
         self,
@@ -155,6 +160,7 @@ class RaftGroupServer(MultiService):
             snapshot_bytes=self.snapshot_bytes,
             keep_entries=min(1000, max(10, self.snapshot_entries // 4)),
             reactor=self.reactor,
+            rng=self.rng,
         )
         others = {i: a for i, a in self.addresses().items() if i != self.node_id}
         transport = self.transport = self.make_transport(node, others)
@@ -167,6 +173,10 @@ class RaftGroupServer(MultiService):
         transport.setServiceParent(self)
         self.listen(self.peers[self.node_id], self.peer_factory())
         self.start_listeners()
+        for service in self:
+            # Timers run on this member's reactor (a simulated clock in tests).
+            if isinstance(service, TimerService) and service.clock is None:
+                service.clock = self.reactor
         log.info(
             "{cmd} node {id} of {n}: {what}, data in {data}, {ident}",
             cmd=self.command,
@@ -194,7 +204,7 @@ class RaftGroupServer(MultiService):
 
     def listen(self, address: str, factory: IProtocolFactory) -> None:
         """Serve ``factory`` on ``host:port`` while this service runs."""
-        strports.service(tcp_endpoint(address), factory).setServiceParent(self)
+        strports.service(tcp_endpoint(address), factory, self.reactor).setServiceParent(self)
 
     def _conf_changed(self, entry: Any) -> None:
         cc, _ = decode_conf_change(entry.data)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
@@ -17,11 +17,13 @@ from twisted.internet.interfaces import IReactorTime
 from ..raft.rawnode import RawNode
 from ..raft.types import RaftError
 
+T = TypeVar("T")
+
 
 class _Read:
     __slots__ = ("fn", "d")
 
-    def __init__(self, fn: Callable[[], Any], d: defer.Deferred[Any]) -> None:
+    def __init__(self, fn: Callable[[], object], d: defer.Deferred[Any]) -> None:
         self.fn = fn
         self.d = d
 
@@ -38,9 +40,9 @@ class ReadQueue:
         self._indexed: list[tuple[int, list[_Read]]] = []
         self._ctx_counter = itertools.count(1)
 
-    def add(self, fn: Callable[[], Any]) -> defer.Deferred[Any]:
+    def add(self, fn: Callable[[], T]) -> defer.Deferred[T]:
         """A read of ``fn``: fires with its result once it is linearizable."""
-        d: defer.Deferred[Any] = defer.Deferred()
+        d: defer.Deferred[T] = defer.Deferred()
         self._unassigned.append(_Read(fn, d))
         return d
 

@@ -12,8 +12,9 @@ a new stream replaces an unfinished one, whose chunks are then refused.
 from __future__ import annotations
 
 import random
+from collections.abc import Generator, Iterator
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 from twisted.internet import defer
@@ -22,6 +23,9 @@ from twisted.logger import Logger
 from ..raft.types import ConfState, Message, MessageType, Snapshot, SnapshotMeta
 from ..rpc.commands import SnapshotChunk, SnapshotEnd, SnapshotOpen, SnapshotRejected
 from ..storage.layout import decode_items, encode_items
+
+if TYPE_CHECKING:
+    from .driver import RaftNode
 
 log = Logger()
 
@@ -40,7 +44,7 @@ def decode_meta(data: bytes) -> SnapshotMeta:
     return SnapshotMeta(index, term, ConfState(tuple(voters), tuple(learners)))
 
 
-def _read_chunk(items: Any) -> list[tuple[bytes, bytes]]:
+def _read_chunk(items: Iterator[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     chunk: list[tuple[bytes, bytes]] = []
     size = 0
     for k, v in islice(items, CHUNK_ITEMS):
@@ -54,13 +58,8 @@ def _read_chunk(items: Any) -> list[tuple[bytes, bytes]]:
 class SnapshotSender:
     """Streams this node's state machine to followers that fell behind."""
 
-    def __init__(self, node: Any, reactor: Any = None) -> None:
-        if reactor is None:
-            from twisted.internet import reactor as default_reactor
-
-            reactor = default_reactor
+    def __init__(self, node: RaftNode) -> None:
         self.node = node
-        self.reactor = reactor
         self.sending: set[int] = set()
         self.sent = 0
 
@@ -78,13 +77,14 @@ class SnapshotSender:
         d.addCallback(done)
 
     @defer.inlineCallbacks
-    def _stream(self, to: int, term: int) -> Any:
+    def _stream(self, to: int, term: int) -> Generator[defer.Deferred[Any], Any, bool]:
         storage = self.node.storage
         transport = self.node.transport
         meta, snap = storage.outgoing_snapshot()
         items = storage.snapshot_items(snap)
         count = 0
         try:
+            assert transport is not None  # only a node with a transport sends
             log.info("sending snapshot at index {index} to node {to}", index=meta.index, to=to)
             r = yield transport.call(
                 to, SnapshotOpen, sender=self.node.node_id, term=term, meta=encode_meta(meta)
@@ -111,7 +111,7 @@ class SnapshotSender:
 class SnapshotReceiver:
     """Stages an incoming snapshot stream and hands it to the Raft core."""
 
-    def __init__(self, node: Any) -> None:
+    def __init__(self, node: RaftNode) -> None:
         self.node = node
         self._current: tuple[int, int, int, SnapshotMeta] | None = None
         self.installing = False
@@ -121,7 +121,7 @@ class SnapshotReceiver:
     def open(self, sender: int, term: int, meta: bytes) -> defer.Deferred[int]:
         if self.installing:
             return defer.fail(SnapshotRejected("busy installing the previous snapshot"))
-        if getattr(self.node, "awaiting_admission", False):
+        if self.node.awaiting_admission:
             return defer.fail(SnapshotRejected("not a member of the group yet"))
         # Never reused, not even across restarts: a stale chunk cannot match.
         stream = random.getrandbits(62) + 1
@@ -141,8 +141,7 @@ class SnapshotReceiver:
             decoded = decode_items(items)
         except Exception as e:
             return defer.fail(e if isinstance(e, SnapshotRejected) else SnapshotRejected(str(e)))
-        d: defer.Deferred[None] = self.node.storage.stage_snapshot_items(decoded)
-        return d
+        return self.node.storage.stage_snapshot_items(decoded)
 
     def end(self, stream: int) -> defer.Deferred[None]:
         try:

@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import CoroutineType
-from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .encoder import ErrorReply, SimpleString
+from .encoder import ErrorReply, Reply, SimpleString
 from .state import ConnectionState
 
 __all__ = [
@@ -33,7 +32,9 @@ __all__ = [
 
 log = Logger()
 
-Handler = Callable[[ConnectionState, list[bytes]], Any]
+Handler = Callable[[ConnectionState, list[bytes]], object]
+"""A command: returns a reply value (see :data:`.encoder.Reply`), a Deferred
+firing with one, or a coroutine returning one."""
 
 INTERNAL_ERROR = ErrorReply("ERR internal error")
 
@@ -144,9 +145,9 @@ class Command:
         step = self.step if self.step > 0 else 1
         return argv[self.first_key : min(last, len(argv) - 1) + 1 : step]
 
-    def info(self) -> list[Any]:
+    def info(self) -> list[Reply]:
         """This command's COMMAND INFO entry (the Redis 7 ten-element layout)."""
-        key_specs: list[Any] = []
+        key_specs: list[dict[str, Reply]] = []
         if self.first_key > 0:
             last = self.last_key - self.first_key if self.last_key >= 0 else self.last_key
             if "write" in self.flags:
@@ -176,9 +177,9 @@ class Command:
             [sub.info() for sub in self.subcommands.values()],
         ]
 
-    def docs(self) -> dict[str, Any]:
+    def docs(self) -> dict[str, Reply]:
         """This command's COMMAND DOCS map."""
-        doc: dict[str, Any] = {
+        doc: dict[str, Reply] = {
             "summary": self.summary or f"{self.fullname.upper()} command",
             "since": self.since,
             "group": self.group,
@@ -323,7 +324,7 @@ class CommandTable:
     def __len__(self) -> int:
         return len(self._commands)
 
-    def dispatch(self, conn: ConnectionState, argv: list[bytes]) -> Any:
+    def dispatch(self, conn: ConnectionState, argv: list[bytes]) -> object:
         """Run one command; returns a reply value or a Deferred that never fails.
 
         Unknown commands and wrong arity become Redis's error replies;

@@ -7,11 +7,10 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from .. import REDIS_VERSION
 from .commands import Command, CommandError, CommandTable, arg_text, wrong_arity
-from .encoder import OK, PONG, SimpleString, Verbatim
+from .encoder import OK, PONG, Reply, SimpleString, Verbatim
 from .parser import parse_int64
 from .state import ConnectionState
 
@@ -37,7 +36,11 @@ class ServerInfo:
         return str(value() if callable(value) else value)
 
 
-def _to_server_info(info: ServerInfo | Mapping[str, Any] | None) -> ServerInfo:
+InfoField = str | Callable[[], str]
+"""A :class:`ServerInfo` field: a value, or a callable giving the current one."""
+
+
+def _to_server_info(info: ServerInfo | Mapping[str, InfoField] | None) -> ServerInfo:
     if info is None:
         return ServerInfo()
     if isinstance(info, ServerInfo):
@@ -64,7 +67,7 @@ def _set_name(conn: ConnectionState, raw: bytes) -> None:
 
 
 def register_connection_commands(
-    table: CommandTable, server_info: ServerInfo | Mapping[str, Any] | None = None
+    table: CommandTable, server_info: ServerInfo | Mapping[str, InfoField] | None = None
 ) -> None:
     """Register PING, ECHO, QUIT, SELECT, AUTH, HELLO, CLIENT and COMMAND on ``table``.
 
@@ -73,25 +76,25 @@ def register_connection_commands(
     info = _to_server_info(server_info)
     conn_cmds = {"group": "connection"}
 
-    def ping(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def ping(conn: ConnectionState, argv: list[bytes]) -> SimpleString | bytes:
         if len(argv) > 2:
             raise wrong_arity("ping")
         return PONG if len(argv) == 1 else argv[1]
 
-    def echo(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def echo(conn: ConnectionState, argv: list[bytes]) -> bytes:
         return argv[1]
 
-    def quit_(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def quit_(conn: ConnectionState, argv: list[bytes]) -> SimpleString:
         conn.close_after_reply()
         return OK
 
-    def select(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def select(conn: ConnectionState, argv: list[bytes]) -> SimpleString:
         if _int_arg(argv[1]) != 0:
             raise CommandError("DB index is out of range")
         conn.db = 0
         return OK
 
-    def auth(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def auth(conn: ConnectionState, argv: list[bytes]) -> SimpleString:
         if len(argv) > 3:
             raise CommandError("syntax error")
         if len(argv) == 2:
@@ -102,7 +105,7 @@ def register_connection_commands(
         _authenticate(conn, argv[1])
         return OK
 
-    def hello(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def hello(conn: ConnectionState, argv: list[bytes]) -> dict[str, Reply]:
         version = conn.protocol_version
         if len(argv) >= 2:
             version = _int_arg(argv[1], "Protocol version is not an integer or out of range")
@@ -170,7 +173,7 @@ def _authenticate(conn: ConnectionState, user: bytes) -> None:
     conn.user = "default"
 
 
-def _text_reply(conn: ConnectionState, text: str) -> Any:
+def _text_reply(conn: ConnectionState, text: str) -> Verbatim | bytes:
     return Verbatim(text) if conn.protocol_version == 3 else text.encode()
 
 
@@ -188,17 +191,17 @@ def _register_client(table: CommandTable) -> None:
         since="2.4.0",
     )
 
-    def client_id(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def client_id(conn: ConnectionState, argv: list[bytes]) -> int:
         return conn.id
 
-    def setname(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def setname(conn: ConnectionState, argv: list[bytes]) -> SimpleString:
         _set_name(conn, argv[2])
         return OK
 
-    def getname(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def getname(conn: ConnectionState, argv: list[bytes]) -> bytes | None:
         return conn.name.encode() if conn.name else None
 
-    def setinfo(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def setinfo(conn: ConnectionState, argv: list[bytes]) -> SimpleString:
         attr = argv[2].lower()
         if attr not in (b"lib-name", b"lib-ver"):
             raise CommandError(f"Unrecognized option '{arg_text(argv[2])}'")
@@ -213,10 +216,10 @@ def _register_client(table: CommandTable) -> None:
             conn.lib_ver = value
         return OK
 
-    def info(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def info(conn: ConnectionState, argv: list[bytes]) -> Verbatim | bytes:
         return _text_reply(conn, conn.info_line() + "\n")
 
-    def client_list(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def client_list(conn: ConnectionState, argv: list[bytes]) -> Verbatim | bytes:
         clients = list(conn.registry) if conn.registry is not None else [conn]
         i = 2
         while i < len(argv):
@@ -241,7 +244,7 @@ def _register_client(table: CommandTable) -> None:
                 raise CommandError("syntax error")
         return _text_reply(conn, "".join(c.info_line() + "\n" for c in clients))
 
-    def help_(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def help_(conn: ConnectionState, argv: list[bytes]) -> list[SimpleString]:
         return [
             SimpleString(line)
             for line in (
@@ -282,32 +285,32 @@ def _register_client(table: CommandTable) -> None:
 
 
 def _register_command(table: CommandTable) -> None:
-    def command(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def command(conn: ConnectionState, argv: list[bytes]) -> list[list[Reply]]:
         return [cmd.info() for cmd in table]
 
-    def count(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def count(conn: ConnectionState, argv: list[bytes]) -> int:
         return len(table)
 
-    def info(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def info(conn: ConnectionState, argv: list[bytes]) -> list[list[Reply] | None]:
         if len(argv) == 2:
             return [cmd.info() for cmd in table]
-        out: list[Any] = []
+        out: list[list[Reply] | None] = []
         for name in argv[2:]:
             cmd = _lookup_fullname(table, name)
             out.append(cmd.info() if cmd is not None else None)
         return out
 
-    def docs(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def docs(conn: ConnectionState, argv: list[bytes]) -> dict[str, dict[str, Reply]]:
         if len(argv) == 2:
             return {cmd.name: cmd.docs() for cmd in table}
-        out: dict[str, Any] = {}
+        out: dict[str, dict[str, Reply]] = {}
         for name in argv[2:]:
             cmd = _lookup_fullname(table, name)
             if cmd is not None:
                 out[cmd.fullname] = cmd.docs()
         return out
 
-    def list_(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def list_(conn: ConnectionState, argv: list[bytes]) -> list[str]:
         names = [cmd.name for cmd in table]
         if len(argv) == 2:
             return names
@@ -320,7 +323,7 @@ def _register_command(table: CommandTable) -> None:
                 return [cmd.name for cmd in table if cat in cmd.acl_categories]
         raise CommandError("syntax error")
 
-    def getkeys(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def getkeys(conn: ConnectionState, argv: list[bytes]) -> list[bytes]:
         target = argv[2:]
         cmd = table.resolve(target)
         if cmd is None:
@@ -332,7 +335,7 @@ def _register_command(table: CommandTable) -> None:
             raise CommandError("The command has no key arguments")
         return keys
 
-    def help_(conn: ConnectionState, argv: list[bytes]) -> Any:
+    def help_(conn: ConnectionState, argv: list[bytes]) -> list[SimpleString]:
         return [
             SimpleString(line)
             for line in (

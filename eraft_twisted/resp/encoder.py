@@ -23,8 +23,9 @@ Verbatim               ``=len`` ``fmt:text``           bulk string of the text
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from typing import Any, TypeAlias
 
 __all__ = [
     "NULL_ARRAY",
@@ -100,8 +101,7 @@ NULL_ARRAY = NullArray
 OK = SimpleString("OK")
 PONG = SimpleString("PONG")
 
-# Anything encode() accepts; nested containers are not spelled out for mypy.
-Reply = (
+Reply: TypeAlias = (
     None
     | bool
     | int
@@ -110,12 +110,13 @@ Reply = (
     | str
     | Verbatim
     | _NullArrayType
-    | list[Any]
-    | tuple[Any, ...]
-    | dict[Any, Any]
-    | set[Any]
-    | frozenset[Any]
+    | Sequence["Reply"]
+    | Mapping[Any, "Reply"]
+    | AbstractSet["Reply"]
 )
+"""What :func:`encode` accepts (of containers: lists, tuples, dicts, sets).
+Map keys are not checked: Mapping's key type is invariant, so ``dict[str, int]``
+would not be a Mapping of replies to replies."""
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -216,7 +217,7 @@ def _enc_null_array(value: _NullArrayType, resp3: bool, out: list[bytes]) -> Non
     out.append(b"_\r\n" if resp3 else b"*-1\r\n")
 
 
-def _enc_array(value: list[Any] | tuple[Any, ...], resp3: bool, out: list[bytes]) -> None:
+def _enc_array(value: Sequence[object], resp3: bool, out: list[bytes]) -> None:
     out.append(b"*%d\r\n" % len(value))
     for item in value:
         if type(item) is bytes:
@@ -225,7 +226,7 @@ def _enc_array(value: list[Any] | tuple[Any, ...], resp3: bool, out: list[bytes]
             _encode_into(item, resp3, out)
 
 
-def _enc_map(value: dict[Any, Any], resp3: bool, out: list[bytes]) -> None:
+def _enc_map(value: Mapping[object, object], resp3: bool, out: list[bytes]) -> None:
     if resp3:
         out.append(b"%%%d\r\n" % len(value))
     else:
@@ -235,7 +236,7 @@ def _enc_map(value: dict[Any, Any], resp3: bool, out: list[bytes]) -> None:
         _encode_into(v, resp3, out)
 
 
-def _enc_set(value: set[Any] | frozenset[Any], resp3: bool, out: list[bytes]) -> None:
+def _enc_set(value: AbstractSet[object], resp3: bool, out: list[bytes]) -> None:
     out.append((b"~%d\r\n" if resp3 else b"*%d\r\n") % len(value))
     for item in value:
         _encode_into(item, resp3, out)
@@ -291,7 +292,7 @@ _SUBCLASS_ORDER: tuple[tuple[type, _Encoder], ...] = (
 )
 
 
-def _encoder_for_subclass(value: Any) -> _Encoder:
+def _encoder_for_subclass(value: object) -> _Encoder:
     for base, fn in _SUBCLASS_ORDER:
         if isinstance(value, base):
             return fn

@@ -15,7 +15,7 @@ time without traffic (``idle_timeout``).
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, cast
+from typing import TypedDict, cast
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
@@ -37,7 +37,14 @@ from .encoder import ErrorReply, encode
 from .parser import MAX_BULK, MAX_MULTIBULK, MAX_REQUEST, ProtocolError, RespParser
 from .state import ClientRegistry, ConnectionState
 
-__all__ = ["MAX_CLIENTS", "MAX_REQUEST", "OUTPUT_LIMIT", "RespServerFactory", "RespServerProtocol"]
+__all__ = [
+    "MAX_CLIENTS",
+    "MAX_REQUEST",
+    "OUTPUT_LIMIT",
+    "ClientLimits",
+    "RespServerFactory",
+    "RespServerProtocol",
+]
 
 log = Logger()
 
@@ -49,6 +56,16 @@ MAX_CLIENTS = 10_000
 
 OUTPUT_LIMIT = 64 * 1024 * 1024
 """Default reply bytes a client may leave unread (Redis's ``client-output-buffer-limit``)."""
+
+
+class ClientLimits(TypedDict, total=False):
+    """Per-client limits of a listener besides max clients and bulk size
+    (:class:`RespServerFactory`'s keywords of the same names)."""
+
+    max_request: int
+    output_limit: int
+    idle_timeout: float
+
 
 # Replies batched in one write before it is sent, so that a full transport
 # buffer stops parsing mid-batch.
@@ -63,7 +80,7 @@ class _Pending:
     def __init__(self, proto: int) -> None:
         self.proto = proto
         self.ready = False
-        self.value: Any = None
+        self.value: object = None
         self.close = False
 
 
@@ -231,7 +248,7 @@ class RespServerProtocol(Protocol):
             self._in_process = False
         self._write_out()
 
-    def _enqueue(self, value: Any, proto: int, close: bool) -> None:
+    def _enqueue(self, value: object, proto: int, close: bool) -> None:
         entry = _Pending(proto)
         entry.value = value
         entry.ready = True
@@ -241,7 +258,7 @@ class RespServerProtocol(Protocol):
         self._pending.append(entry)
         self._drain()
 
-    def _settle(self, value: Any, entry: _Pending) -> Any:
+    def _settle(self, value: object, entry: _Pending) -> object:
         # Pass values through untouched, in case the handler shares its Deferred.
         if isinstance(value, Failure):
             if not self._closed:
@@ -276,7 +293,7 @@ class RespServerProtocol(Protocol):
             self._update_reading()
             self._process()
 
-    def _encode(self, value: Any, proto: int) -> bytes:
+    def _encode(self, value: object, proto: int) -> bytes:
         try:
             return encode(value, proto)
         except Exception:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -75,7 +74,7 @@ class ConnectionState:
         self.last_command = "NULL"
         self.close_requested = False
         self.closed = False
-        self.data: dict[str, Any] = {}
+        self.data: dict[str, object] = {}
         # Set by the protocol: drops the connection without waiting for replies.
         self.abort_hook: Callable[[], None] | None = None
 

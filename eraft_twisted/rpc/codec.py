@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
@@ -17,18 +18,18 @@ from ..raft.types import (
 )
 
 
-def _entry(e: Entry) -> list[Any]:
+def _entry(e: Entry) -> list[int | bytes]:
     return [e.term, e.index, int(e.type), e.data]
 
 
-def _snapshot(s: Snapshot | None) -> list[Any] | None:
+def _snapshot(s: Snapshot | None) -> list[int | list[int] | bytes] | None:
     if s is None:
         return None
     m = s.meta
     return [m.index, m.term, list(m.conf.voters), list(m.conf.learners), s.data]
 
 
-def message_to_list(m: Message) -> list[Any]:
+def message_to_list(m: Message) -> list[object]:
     """A Message as plain msgpack-able data."""
     return [
         int(m.type),
@@ -46,7 +47,7 @@ def message_to_list(m: Message) -> list[Any]:
     ]
 
 
-def message_from_list(v: list[Any]) -> Message:
+def message_from_list(v: Sequence[Any]) -> Message:
     """Inverse of :func:`message_to_list`; raises ValueError on garbage."""
     try:
         (kind, to, frm, term, log_term, index, ents, commit, reject, hint, snap, ctx) = v
@@ -90,9 +91,18 @@ def decode_messages(data: bytes) -> list[Message]:
     return [message_from_list(v) for v in raw]
 
 
-def encode_result(result: Any) -> bytes:
-    """Pack a state machine result (bytes, str, int, None, list, error dict)."""
-    return msgpack.packb(result, use_bin_type=True)
+def encode_result(result: object) -> bytes:
+    """Pack a state machine result (bytes, str, int, None, list; a value with
+    a ``to_wire()`` method, such as the KV state machine's ``OpError``, as
+    what that returns: the layers above own their result types)."""
+    return msgpack.packb(result, use_bin_type=True, default=_to_wire)
+
+
+def _to_wire(value: object) -> object:
+    to_wire = getattr(value, "to_wire", None)
+    if to_wire is None:
+        raise TypeError(f"cannot encode a {type(value).__name__} result")
+    return to_wire()
 
 
 def decode_result(data: bytes) -> Any:

@@ -7,6 +7,7 @@ so a 16 MiB entry still travels as one command.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from twisted.protocols import amp
@@ -18,7 +19,13 @@ CHUNK = 0xFFFF
 class ChunkedBytes(amp.Argument):
     """A bytes argument of any size, split over numbered keys."""
 
-    def toBox(self, name: bytes, strings: Any, objects: Any, proto: Any) -> None:
+    def toBox(
+        self,
+        name: bytes,
+        strings: MutableMapping[bytes, bytes],
+        objects: Mapping[str, Any],
+        proto: object,
+    ) -> None:
         value: bytes = objects[name.decode("ascii")]
         strings[name] = value[:CHUNK]
         n = 1
@@ -26,7 +33,13 @@ class ChunkedBytes(amp.Argument):
             strings[name + b"." + str(n).encode()] = value[off : off + CHUNK]
             n += 1
 
-    def fromBox(self, name: bytes, strings: Any, objects: Any, proto: Any) -> None:
+    def fromBox(
+        self,
+        name: bytes,
+        strings: Mapping[bytes, bytes],
+        objects: MutableMapping[str, object],
+        proto: object,
+    ) -> None:
         parts = [strings[name]]
         n = 1
         while True:

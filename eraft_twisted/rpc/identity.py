@@ -20,8 +20,8 @@ from the cluster id its meta group tells it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any, Protocol, TypedDict
 
 import msgpack
 from twisted.internet import defer
@@ -62,6 +62,34 @@ def describe(kind: str, node: int, group: str, cluster: str) -> str:
     return f"{kind} node {node} of group {group or '(not known yet)'}"
 
 
+class IdentifyAnswer(TypedDict):
+    """Who answered :class:`~.commands.Identify`."""
+
+    kind: str
+    node: int
+    group: str
+    cluster: str
+
+
+class Hello(IdentifyAnswer):
+    """The arguments of :class:`~.commands.Identify`: who calls, and why."""
+
+    purpose: str
+
+
+class LocalStore(Protocol):
+    """Where a node keeps its ids: its storage's node-local keys."""
+
+    @property
+    def is_new(self) -> bool:
+        """The data directory was just created."""
+        ...
+
+    def get_raw(self, db_key: bytes) -> bytes | None: ...
+
+    def put_local(self, key: bytes, value: bytes) -> defer.Deferred[None]: ...
+
+
 class IdentityError(Exception):
     """The data directory belongs to another kind of node or group."""
 
@@ -96,11 +124,11 @@ class Identity:
     def describe(self) -> str:
         return describe(self.kind, self.node_id, self.group_id, self.cluster_id)
 
-    def hello(self, purpose: str) -> dict[str, Any]:
+    def hello(self, purpose: str) -> Hello:
         """The arguments of :class:`~.commands.Identify` from this side."""
         return {"purpose": purpose, **self.answer()}
 
-    def answer(self) -> dict[str, Any]:
+    def answer(self) -> IdentifyAnswer:
         """The answer to :class:`~.commands.Identify` from this side."""
         return {
             "kind": self.kind,
@@ -141,7 +169,7 @@ def as_identity(value: Identity | str) -> Identity:
     return value if isinstance(value, Identity) else Identity(KV, group_id=value)
 
 
-def refusal(own: Identity, hello: dict[str, Any]) -> str | None:
+def refusal(own: Identity, hello: Hello) -> str | None:
     """Why ``own`` refuses the link ``hello`` opens (None: accepted); raises
     NotIdentified while ``own`` cannot tell yet."""
     them = describe(hello["kind"], hello["node"], hello["group"], hello["cluster"])
@@ -166,7 +194,7 @@ def refusal(own: Identity, hello: dict[str, Any]) -> str | None:
     return None
 
 
-def answer_problem(own: Identity, answer: dict[str, Any], purpose: str) -> str | None:
+def answer_problem(own: Identity, answer: IdentifyAnswer, purpose: str) -> str | None:
     """Why the side that called Identify refuses the receiver's ``answer``."""
     them = describe(answer["kind"], answer["node"], answer["group"], answer["cluster"])
     if purpose == CLIENT:
@@ -184,29 +212,29 @@ class Refusals:
     """Logs each distinct refusal once: a refused peer keeps reconnecting."""
 
     def __init__(self) -> None:
-        self.seen: set[Any] = set()
+        self.seen: set[Hashable] = set()
 
-    def report(self, key: Any, text: str) -> None:
+    def report(self, key: Hashable, text: str) -> None:
         if key not in self.seen:
             self.seen.add(key)
             log.error("{text}", text=text)
 
-    def forget(self, key: Any) -> None:
+    def forget(self, key: Hashable) -> None:
         self.seen.discard(key)
 
 
 # -- persistence ----------------------------------------------------------------
 
 
-def save_identity(storage: Any, ident: Identity) -> defer.Deferred[None]:
+def save_identity(storage: LocalStore, ident: Identity) -> defer.Deferred[None]:
     """Write the ids to the node's data directory (synced)."""
     value = layout.pack({"kind": ident.kind, "group": ident.group_id, "cluster": ident.cluster_id})
-    d: defer.Deferred[None] = storage.put_local(layout.IDENTITY_KEY, value)
+    d = storage.put_local(layout.IDENTITY_KEY, value)
     return d.addErrback(lambda f: log.failure("persisting the group id failed", f))
 
 
 def load_identity(
-    storage: Any,
+    storage: LocalStore,
     kind: str,
     node_id: int,
     peers: Sequence[str],
@@ -239,11 +267,11 @@ def load_identity(
     return ident
 
 
-def _save(storage: Any, ident: Identity) -> None:
+def _save(storage: LocalStore, ident: Identity) -> None:
     save_identity(storage, ident)
 
 
-def _check_stored(stored: dict[str, Any], kind: str, shard_group: int | None) -> None:
+def _check_stored(stored: Mapping[str, Any], kind: str, shard_group: int | None) -> None:
     if stored["kind"] != kind:
         raise IdentityError(f"the data directory belongs to a {stored['kind']} node")
     group = stored["group"]

@@ -1,6 +1,6 @@
 """How kv nodes and the router reach the meta group: AMP to its peer ports.
 
-Any meta member answers (reads are linearizable there, writes forwarded to
+Every meta member can answer (reads are linearizable there, writes forwarded to
 its leader); on a failure the next address is tried. Each connection first
 checks the cluster id (:class:`~.commands.Identify`): a meta group of
 another cluster is refused (logged once per address), and a client that
@@ -10,11 +10,13 @@ is told and refuses any other from then on.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import msgpack
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.protocols import amp
@@ -48,7 +50,7 @@ class AMPMetaClient:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IReactorTime,
         addresses: list[str],
         timeout: float = 5.0,
         identity: Identity | None = None,
@@ -69,7 +71,7 @@ class AMPMetaClient:
         self._next = 0
 
     @defer.inlineCallbacks
-    def _connect(self, address: str) -> Any:
+    def _connect(self, address: str) -> Generator[defer.Deferred[Any], Any, _MetaAMP]:
         host, port = parse_address(address)
         endpoint = TCP4ClientEndpoint(self.reactor, host, port, timeout=self.timeout)
         proto = yield connectProtocol(endpoint, _MetaAMP())
@@ -82,7 +84,7 @@ class AMPMetaClient:
         return proto
 
     @defer.inlineCallbacks
-    def _identify(self, proto: _MetaAMP, address: str) -> Any:
+    def _identify(self, proto: _MetaAMP, address: str) -> Generator[defer.Deferred[Any], Any, None]:
         ident = self.identity
         try:
             d = proto.callRemote(Identify, **ident.hello(CLIENT))
@@ -108,7 +110,9 @@ class AMPMetaClient:
         return WrongCluster(text)
 
     @defer.inlineCallbacks
-    def _call(self, command: type[amp.Command] | None, **kw: Any) -> Any:
+    def _call(
+        self, command: type[amp.Command] | None, **kw: object
+    ) -> Generator[defer.Deferred[Any], Any, Any]:
         last: Exception | None = None
         refused: WrongCluster | None = None
         for _ in range(len(self.addresses)):

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.internet.endpoints import TCP4ClientEndpoint
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols import amp
@@ -41,7 +42,16 @@ from .commands import (
     TransferLeader,
     WrongGroup,
 )
-from .identity import PEER, Identity, Refusals, answer_problem, as_identity, refusal
+from .identity import (
+    PEER,
+    Hello,
+    IdentifyAnswer,
+    Identity,
+    Refusals,
+    answer_problem,
+    as_identity,
+    refusal,
+)
 
 log = Logger()
 
@@ -66,9 +76,13 @@ class PeerHandler(Protocol):
     def transfer_leadership(self, target: int) -> defer.Deferred[int]: ...
 
 
-def _as_proposal_failed(f: Failure) -> Any:
+def _as_proposal_failed(f: Failure) -> NoReturn:
     # Only declared errors cross AMP cleanly; say what went wrong in one.
     raise ProposalFailed(str(f.value))
+
+
+def _empty(_: None) -> dict[str, object]:
+    return {}
 
 
 NEW, PENDING, LEGACY, REFUSED = "new", "pending", "legacy", "refused"
@@ -78,7 +92,7 @@ HELLO_RETRY = 1.0
 """Seconds before identifying again to a peer that did not know its group id."""
 
 
-def peer_name(addr: Any) -> str:
+def peer_name(addr: object) -> str:
     """``host:port`` of a connection's other end, for log lines."""
     host, port = getattr(addr, "host", None), getattr(addr, "port", None)
     return f"{host}:{port}" if host is not None else str(addr)
@@ -105,8 +119,16 @@ class PeerLocator(amp.CommandLocator):
         """Raft message batches dropped because the link was not accepted."""
 
     @Identify.responder
-    def identify(self, purpose: str, kind: str, node: int, group: str, cluster: str) -> Any:
-        hello = {"purpose": purpose, "kind": kind, "node": node, "group": group, "cluster": cluster}
+    def identify(
+        self, purpose: str, kind: str, node: int, group: str, cluster: str
+    ) -> IdentifyAnswer:
+        hello: Hello = {
+            "purpose": purpose,
+            "kind": kind,
+            "node": node,
+            "group": group,
+            "cluster": cluster,
+        }
         self.state = PENDING  # it identifies itself: no longer taken for an older version
         problem = refusal(self.identity, hello)
         if problem is not None:
@@ -136,7 +158,7 @@ class PeerLocator(amp.CommandLocator):
             raise WrongGroup(f"{self.identity.describe()} did not accept this link ({self.state})")
 
     @RaftMessages.responder
-    def raft_messages(self, payload: bytes) -> dict[str, Any]:
+    def raft_messages(self, payload: bytes) -> dict[str, object]:
         if not self.allowed(PEER):
             self.dropped += 1
             return {}
@@ -149,37 +171,37 @@ class PeerLocator(amp.CommandLocator):
         return {}
 
     @Propose.responder
-    def propose(self, data: bytes) -> defer.Deferred[dict[str, Any]]:
+    def propose(self, data: bytes) -> defer.Deferred[dict[str, bytes]]:
         self.require(PEER)
         d = self.handler.propose_forwarded(data)
         return d.addCallback(lambda result: {"result": result})
 
     @SnapshotOpen.responder
-    def snapshot_open(self, sender: int, term: int, meta: bytes) -> defer.Deferred[dict[str, Any]]:
+    def snapshot_open(self, sender: int, term: int, meta: bytes) -> defer.Deferred[dict[str, int]]:
         self.require(PEER)
         d = self.handler.snapshot_open(sender, term, meta)
         return d.addCallback(lambda stream: {"stream": stream})
 
     @SnapshotChunk.responder
-    def snapshot_chunk(self, stream: int, items: bytes) -> defer.Deferred[dict[str, Any]]:
+    def snapshot_chunk(self, stream: int, items: bytes) -> defer.Deferred[dict[str, object]]:
         self.require(PEER)
-        return self.handler.snapshot_chunk(stream, items).addCallback(lambda _: {})
+        return self.handler.snapshot_chunk(stream, items).addCallback(_empty)
 
     @SnapshotEnd.responder
-    def snapshot_end(self, stream: int) -> defer.Deferred[dict[str, Any]]:
+    def snapshot_end(self, stream: int) -> defer.Deferred[dict[str, object]]:
         self.require(PEER)
-        return self.handler.snapshot_end(stream).addCallback(lambda _: {})
+        return self.handler.snapshot_end(stream).addCallback(_empty)
 
     @ChangeMembership.responder
     def change_membership(
         self, kind: int, node_id: int, address: str
-    ) -> defer.Deferred[dict[str, Any]]:
+    ) -> defer.Deferred[dict[str, int]]:
         self.require(PEER)
         d = self.handler.change_membership(kind, node_id, address)
         return d.addCallbacks(lambda index: {"index": index}, _as_proposal_failed)
 
     @TransferLeader.responder
-    def transfer_leader(self, target: int) -> defer.Deferred[dict[str, Any]]:
+    def transfer_leader(self, target: int) -> defer.Deferred[dict[str, int]]:
         self.require(PEER)
         d = self.handler.transfer_leadership(target)
         return d.addCallbacks(lambda leader: {"leader": leader}, _as_proposal_failed)
@@ -193,10 +215,10 @@ class PeerServerFactory(Factory):
         self.identity = as_identity(identity)
         self.refusals = Refusals()
 
-    def locator(self, addr: Any) -> PeerLocator:
+    def locator(self, addr: IAddress | None) -> PeerLocator:
         return PeerLocator(self.handler, self.identity, self.refusals, peer_name(addr))
 
-    def buildProtocol(self, addr: Any) -> amp.AMP:
+    def buildProtocol(self, addr: IAddress | None) -> amp.AMP:
         return _ServerAMP(locator=self.locator(addr))
 
 
@@ -235,7 +257,7 @@ class _ClientFactory(Factory):
     def __init__(self, link: PeerLink) -> None:
         self.link = link
 
-    def buildProtocol(self, addr: Any) -> amp.AMP:
+    def buildProtocol(self, addr: IAddress | None) -> amp.AMP:
         return _ClientAMP(self.link)
 
 
@@ -257,7 +279,7 @@ class PeerLink:
         self.refused: str | None = None
         """Why the peer is refused (by it or by us), until it is accepted."""
         self._ready: list[defer.Deferred[amp.AMP]] = []
-        self._retry: Any = None
+        self._retry: IDelayedCall | None = None
         host, port = parse_address(address)
         endpoint = TCP4ClientEndpoint(transport.reactor, host, port, timeout=5)
         self.service = ClientService(
@@ -283,7 +305,7 @@ class PeerLink:
         d = proto.callRemote(Identify, **ident.hello(PEER))
         d.addCallbacks(partial(self._accepted, proto), partial(self._not_accepted, proto))
 
-    def _accepted(self, proto: _ClientAMP, answer: dict[str, Any]) -> None:
+    def _accepted(self, proto: _ClientAMP, answer: IdentifyAnswer) -> None:
         ident = self.transport.identity
         if not ident.known and ident.learn:
             ident.adopt(
@@ -360,7 +382,7 @@ class PeerTransport(MultiService):
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IReactorTime,
         handler: PeerHandler,
         identity: Identity | str,
         peers: dict[int, str],
@@ -423,14 +445,14 @@ class PeerTransport(MultiService):
                 log.debug("send to {peer} failed: {e}", peer=nid, e=e)
                 self.on_unreachable(nid)
 
-    def _proto(self, nid: int, error: Callable[[str], Exception]) -> defer.Deferred[Any]:
+    def _proto(self, nid: int, error: Callable[[str], Exception]) -> defer.Deferred[amp.AMP]:
         """The link to ``nid``, waiting up to LINK_WAIT for it to (re)connect
         (its retry back-off right after start-up, say): nothing has been sent
         yet, so waiting is safe where failing would bounce a client."""
         link = self.links.get(nid)
         if link is None:
             return defer.fail(error(f"peer {nid} is unknown"))
-        d: defer.Deferred[Any] = link.when_ready()
+        d = link.when_ready()
 
         def unreachable(f: Failure) -> Failure:
             if f.check(defer.CancelledError, defer.TimeoutError):
@@ -440,7 +462,9 @@ class PeerTransport(MultiService):
 
         return d.addTimeout(LINK_WAIT, self.reactor).addErrback(unreachable)
 
-    def call(self, nid: int, command: type[amp.Command], **kw: Any) -> defer.Deferred[Any]:
+    def call(
+        self, nid: int, command: type[amp.Command], **kw: object
+    ) -> defer.Deferred[dict[str, Any]]:
         """Call an AMP command on member ``nid`` and get its answer."""
         return self._proto(nid, ConnectionError).addCallback(
             lambda proto: proto.callRemote(command, **kw)
@@ -448,8 +472,9 @@ class PeerTransport(MultiService):
 
     def forward_propose(self, nid: int, data: bytes) -> defer.Deferred[bytes]:
         """Ask member ``nid`` (the leader) to propose ``data``."""
-        d = self._proto(nid, LeaderUnreachable)
-        d.addCallback(lambda proto: proto.callRemote(Propose, data=data))
+        d = self._proto(nid, LeaderUnreachable).addCallback(
+            lambda proto: proto.callRemote(Propose, data=data)
+        )
         return d.addCallback(lambda r: r["result"])
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.application.service import IService
 
 from .options import (
@@ -46,7 +44,7 @@ class Options(BaseOptions):
         validate_client_limits(self)
 
 
-def makeService(options: Any) -> IService:
+def makeService(options: Options) -> IService:
     """Build (but do not start) the router."""
     from ..kdb.server import RouterServer
 

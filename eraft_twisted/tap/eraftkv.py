@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.application.service import IService
 
 from .options import (
@@ -55,7 +53,7 @@ class Options(RaftGroupOptions):
             self["meta"] = parse_peers(self["meta"])
 
 
-def makeService(options: Any) -> IService:
+def makeService(options: Options) -> IService:
     """Build (but do not start) the node's services."""
     from ..server.kvserver import KVServer
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.application.service import IService
 
 from .options import ConfigError, RaftGroupOptions, raft_group_parameters
@@ -34,7 +32,7 @@ class Options(RaftGroupOptions):
             raise ConfigError(f"--admin {self['admin']} is also a peer address")
 
 
-def makeService(options: Any) -> IService:
+def makeService(options: Options) -> IService:
     """Build (but do not start) the meta node's services."""
     from ..meta.server import MetaServer
 

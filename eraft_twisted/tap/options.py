@@ -2,14 +2,14 @@
 
 Every option can also be given in a config file (``--config FILE``) as
 ``name = value`` lines; ``#`` starts a comment. The command line wins over
-the file. Any bad option or file is one line on stderr and exit code 2.
+the file. A bad option or file is one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from collections.abc import Sequence
 
 from twisted.python import usage
 
@@ -82,7 +82,7 @@ class BaseOptions(usage.Options):
         except ValueError as e:
             raise ConfigError(f"--{name}: {e}") from e
 
-    def parseOptions(self, options: Any = None) -> None:
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
         argv = list(sys.argv[1:] if options is None else options)
         self.given = {a[2:].split("=", 1)[0] for a in argv if a.startswith("--")}
         try:
@@ -126,7 +126,7 @@ class BaseOptions(usage.Options):
         return n
 
 
-def client_limit_parameters() -> list[list[Any]]:
+def client_limit_parameters() -> list[list[str | None]]:
     """The client-limit options of every RESP server (eraftkv, eraftkdb).
 
     The defaults are those of ``eraft_twisted.resp``: 64 MiB, 1 GiB, off.
@@ -164,7 +164,7 @@ def validate_client_limits(options: BaseOptions) -> None:
     options["client-idle-timeout"] = options.int_option("client-idle-timeout", 0, 2**31 - 1)
 
 
-def raft_group_parameters(data: str, peers: str, timeout_help: str) -> list[list[Any]]:
+def raft_group_parameters(data: str, peers: str, timeout_help: str) -> list[list[str | None]]:
     """The options every Raft group member takes (eraftkv, eraftmeta)."""
     return [
         ["id", None, "0", "This node's index in --peers."],

@@ -21,7 +21,7 @@ from eraft_twisted.rpc.commands import Identify, MetaJoin, MetaQuery, WrongGroup
 from eraft_twisted.rpc.identity import CLIENT, KV, META, ROUTER, Identity
 from eraft_twisted.rpc.metaclient import AMPMetaClient, WrongCluster
 from eraft_twisted.rpc.transport import PeerServerFactory
-from eraft_twisted.testing.nemesis import free_ports
+from eraft_twisted.testing.procs import free_ports
 from tests.meta.test_http import FakeNode
 from tests.rpc.test_identity import capture_errors
 

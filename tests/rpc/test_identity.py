@@ -37,7 +37,7 @@ from eraft_twisted.rpc.transport import PeerLocator, PeerServerFactory, PeerTran
 from eraft_twisted.storage import layout
 from eraft_twisted.storage.leveldb import LevelDBStorage
 from eraft_twisted.storage.memorydb import MemoryDB
-from eraft_twisted.testing.nemesis import free_ports
+from eraft_twisted.testing.procs import free_ports
 
 PEERS_A = ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"]
 PEERS_B = ["127.0.0.1:7101", "127.0.0.1:7102", "127.0.0.1:7103"]

@@ -11,7 +11,7 @@ from twisted.trial import unittest
 from eraft_twisted.rpc import transport as transport_module
 from eraft_twisted.rpc.commands import LeaderUnreachable, TransferLeader
 from eraft_twisted.rpc.transport import PeerServerFactory, PeerTransport
-from eraft_twisted.testing.nemesis import free_ports
+from eraft_twisted.testing.procs import free_ports
 
 
 class Handler:

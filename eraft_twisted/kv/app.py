@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from twisted.logger import Logger
 
 from ..raft.confchange import decode_conf_change
 from ..raft.types import ConfChangeType, ConfState, Entry, EntryType, Snapshot
-from .statemachine import ApplyError, KVStateMachine, stamp_op
+from .statemachine import ApplyError, KVStateMachine, Result, stamp_op
 from .store import KVStore
 
 log = Logger()
@@ -38,10 +37,13 @@ class KVApplication:
         behind ``log_time``, so the log's time only moves forward."""
         return stamp_op(data, max(now_ms, self.sm.log_time))
 
-    def apply_batch(self, entries: list[Entry], conf_state: ConfState | None = None) -> list[Any]:
+    def apply_batch(
+        self, entries: list[Entry], conf_state: ConfState | None = None
+    ) -> list[Result]:
         """Apply entries in order; ``conf_state`` is the membership after
-        them when they include a membership change."""
-        results: list[Any] = []
+        them when they include a membership change. One result per entry
+        (None for a membership change)."""
+        results: list[Result] = []
         for e in entries:
             if e.type == EntryType.CONF_CHANGE:
                 self._apply_conf_change(e)

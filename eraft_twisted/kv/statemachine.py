@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import inspect
 import struct
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import msgpack
 
@@ -76,20 +78,50 @@ OK = "OK"
 """Result of a write that replies ``+OK``."""
 
 
-def error(msg: str) -> dict[str, str]:
-    """A result that the command layer turns into an error reply."""
-    return {"err": msg}
+@dataclass(frozen=True)
+class OpError:
+    """An operation that applied as a refusal: the command layer replies
+    ``-CODE message``. Results of apply are not stored; one that is sent to
+    the follower that forwarded the write travels as :meth:`to_wire`."""
+
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.message}"
+
+    def to_wire(self) -> dict[str, str]:
+        """``{"err": "CODE message"}``: how a forwarded result carries it
+        (and what versions before :class:`OpError` sent)."""
+        return {"err": str(self)}
+
+    @classmethod
+    def from_wire(cls, value: object) -> OpError | None:
+        """The error a forwarded result carries, or None if it is no error."""
+        if isinstance(value, dict) and len(value) == 1:
+            text = value.get("err")
+            if isinstance(text, str):
+                code, _, message = text.partition(" ")
+                return cls(code, message)
+        return None
 
 
-def is_error(result: Any) -> bool:
-    return isinstance(result, dict) and "err" in result
+Result: TypeAlias = bytes | str | int | OpError | None
+"""What applying an operation answers (``OK`` for ``+OK``)."""
+
+Writes: TypeAlias = list[tuple[bytes, bytes | None]]
+"""``(key, record or None to delete)`` changes an operation makes."""
+
+Applied: TypeAlias = tuple[Result, Writes]
+
+MALFORMED = OpError("ERR", "malformed operation")
 
 
 _STAMP = struct.Struct(">Q")
 _STAMP_AT = slice(3, 3 + _STAMP.size)
 
 
-def encode_op(op: Op, now_ms: int, *args: Any) -> bytes:
+def encode_op(op: Op, now_ms: int, *args: object) -> bytes:
     """Serialise a write for the log: a msgpack array whose time is always a
     uint64 at bytes 3..10, so the leader can restamp it without decoding."""
     head = bytes((0x90 | (2 + len(args)), int(op), 0xCF)) + _STAMP.pack(max(0, now_ms))
@@ -112,7 +144,7 @@ def relative(ms: int) -> list[int]:
     return [ms]
 
 
-def _deadline(at: Any, log_time: int) -> int:
+def _deadline(at: int | list[int], log_time: int) -> int:
     """An absolute deadline from an op argument (``[ms]`` is relative)."""
     if isinstance(at, list):
         (ms,) = at
@@ -163,8 +195,8 @@ class SlotOwnership(Protocol):
 
     def sharded(self) -> bool: ...
 
-    def check_key(self, key: bytes) -> tuple[str, str] | None:
-        """None if ``key`` is served here now, else (error code, message)."""
+    def check_key(self, key: bytes) -> OpError | None:
+        """None if ``key`` is served here now, else the refusal (-MOVED ...)."""
         ...
 
     def served_ranges(self) -> list[tuple[int, int]]:
@@ -178,11 +210,28 @@ class WholeKeySpace:
     def sharded(self) -> bool:
         return False
 
-    def check_key(self, key: bytes) -> tuple[str, str] | None:
+    def check_key(self, key: bytes) -> OpError | None:
         return None
 
     def served_ranges(self) -> list[tuple[int, int]]:
         return [(0, SLOTS - 1)]
+
+
+class StateStore(Protocol):
+    """What applying reads and stages besides the writes it returns (a
+    :class:`~eraft_twisted.kv.store.KVStore`)."""
+
+    def get_record(self, key: bytes) -> bytes | None:
+        """The record of ``key`` as of the last applied entry."""
+        ...
+
+    def stage_meta(self, name: bytes, value: bytes | None) -> None: ...
+
+    def meta_items(self, prefix: bytes) -> list[tuple[bytes, bytes]]: ...
+
+    def clear_all(self) -> None: ...
+
+    def clear_slots(self, lo: int, hi: int) -> None: ...
 
 
 class KVStateMachine:
@@ -194,7 +243,7 @@ class KVStateMachine:
     earlier applied writes.
     """
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: StateStore) -> None:
         self.store = store
         self.resp_addresses: dict[int, str] = {}
         """Where each member serves RESP, as the members announced it."""
@@ -203,7 +252,7 @@ class KVStateMachine:
         self.log_time = 0
         """The largest leader time applied so far (ms): the clock of expiry."""
 
-    def apply(self, data: bytes) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+    def apply(self, data: bytes) -> Applied:
         """Apply one operation. An entry that does not decode to a known op
         with the right number of arguments changes nothing and answers an
         error (the same on every replica); an exception inside a handler
@@ -211,19 +260,19 @@ class KVStateMachine:
         try:
             op, now, *args = msgpack.unpackb(data, raw=False)
             name = Op(op).name.lower()
-            handler = getattr(self, "_" + name)
+            handler: Callable[..., Applied] = getattr(self, "_" + name)
             lo, hi = arities(type(self))[name]
             if not lo <= len(args) <= hi or not isinstance(now, int):
                 raise TypeError(name)
         except Exception:
-            return error("ERR malformed operation"), []
+            return MALFORMED, []
         self._advance_time(now)
         try:
             if self.shards.sharded() and op in _KEY_ARGS:
-                refused = self._refuse(Op(op), args)
+                refused = self._refuse(Op(op), args[0])
                 if refused is not None:
                     return refused, []
-            return handler(self.log_time, *args)  # type: ignore[no-any-return]
+            return handler(self.log_time, *args)
         except Exception as e:
             raise ApplyError(f"applying {Op(op).name} failed: {e!r}") from e
 
@@ -241,22 +290,22 @@ class KVStateMachine:
                 return
         self.log_time = 0
 
-    def _refuse(self, op: Op, args: list[Any]) -> dict[str, str] | None:
-        """An error if this group does not serve a key of the operation now.
+    def _refuse(self, op: Op, first: Any) -> OpError | None:
+        """The refusal if this group does not serve a key of the operation
+        (whose first argument is ``first``) now.
 
         Checked at apply time, so it is ordered with the config changes."""
         kind = _KEY_ARGS[op]
-        first = args[0]
         keys = [first] if kind == "one" else first if kind == "list" else first[::2]
         for key in keys:
             refused = self.shards.check_key(key)
             if refused is not None:
-                return error(f"{refused[0]} {refused[1]}")
+                return refused
         return None
 
     def _set(
         self, now: int, key: bytes, value: bytes, expire_at: int, cond: int, get: bool
-    ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+    ) -> Applied:
         record = self.store.get_record(key)
         old = live_value(record, now)
         if (cond == SetCond.NX and old is not None) or (cond == SetCond.XX and old is None):
@@ -269,15 +318,15 @@ class KVStateMachine:
             return (old if get else OK), [(key, None)]
         return (old if get else OK), [(key, pack_record(value, expire_at))]
 
-    def _mset(self, now: int, pairs: list[bytes]) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+    def _mset(self, now: int, pairs: list[bytes]) -> Applied:
         writes: dict[bytes, bytes | None] = {}
         for i in range(0, len(pairs) - 1, 2):
             writes[pairs[i]] = pack_record(pairs[i + 1], 0)
         return OK, list(writes.items())
 
-    def _del(self, now: int, keys: list[bytes]) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+    def _del(self, now: int, keys: list[bytes]) -> Applied:
         seen: set[bytes] = set()
-        writes: list[tuple[bytes, bytes | None]] = []
+        writes: Writes = []
         count = 0
         for k in keys:
             if k in seen:
@@ -290,15 +339,13 @@ class KVStateMachine:
                     count += 1
         return count, writes
 
-    def _getdel(self, now: int, key: bytes) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+    def _getdel(self, now: int, key: bytes) -> Applied:
         record = self.store.get_record(key)
         if record is None:
             return None, []
         return live_value(record, now), [(key, None)]
 
-    def _incrby(
-        self, now: int, key: bytes, delta: int
-    ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+    def _incrby(self, now: int, key: bytes, delta: int) -> Applied:
         record = self.store.get_record(key)
         old = live_value(record, now)
         expire_at = 0
@@ -306,17 +353,15 @@ class KVStateMachine:
         if old is not None:
             parsed = parse_int(old)
             if parsed is None:
-                return error("ERR value is not an integer or out of range"), []
+                return OpError("ERR", "value is not an integer or out of range"), []
             current = parsed
             expire_at = unpack_record(record)[1] if record else 0
         new = current + delta
         if new < INT64_MIN or new > INT64_MAX:
-            return error("ERR increment or decrement would overflow"), []
+            return OpError("ERR", "increment or decrement would overflow"), []
         return new, [(key, pack_record(str(new).encode(), expire_at))]
 
-    def _append(
-        self, now: int, key: bytes, value: bytes
-    ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+    def _append(self, now: int, key: bytes, value: bytes) -> Applied:
         record = self.store.get_record(key)
         old = live_value(record, now)
         if old is None:
@@ -324,9 +369,7 @@ class KVStateMachine:
         new = old + value
         return len(new), [(key, pack_record(new, unpack_record(record)[1] if record else 0))]
 
-    def _expireat(
-        self, now: int, key: bytes, at: int | list[int], cond: str
-    ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+    def _expireat(self, now: int, key: bytes, at: int | list[int], cond: str) -> Applied:
         at_ms = _deadline(at, now)
         record = self.store.get_record(key)
         old = live_value(record, now)
@@ -345,17 +388,15 @@ class KVStateMachine:
             return 1, [(key, None)]
         return 1, [(key, pack_record(old, at_ms))]
 
-    def _persist(self, now: int, key: bytes) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+    def _persist(self, now: int, key: bytes) -> Applied:
         record = self.store.get_record(key)
         old = live_value(record, now)
         if old is None or record is None or not unpack_record(record)[1]:
             return 0, []
         return 1, [(key, pack_record(old, 0))]
 
-    def _expire_sweep(
-        self, now: int, keys: list[bytes]
-    ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
-        writes: list[tuple[bytes, bytes | None]] = []
+    def _expire_sweep(self, now: int, keys: list[bytes]) -> Applied:
+        writes: Writes = []
         for k in keys:
             if self.shards.check_key(k) is not None:
                 continue  # not ours (any more): its owner expires it
@@ -364,12 +405,12 @@ class KVStateMachine:
                 writes.append((k, None))
         return len(writes), writes
 
-    def _tick(self, now: int) -> tuple[Any, list[Any]]:
+    def _tick(self, now: int) -> Applied:
         # Only moves log_time (apply did that): keys with a deadline expire
         # on every replica although nothing else is written.
         return OK, []
 
-    def _flushall(self, now: int) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+    def _flushall(self, now: int) -> Applied:
         # Deleting every key one by one would mean a scan here; the store
         # clears whole slot ranges in its writer thread instead.
         if not self.shards.sharded():
@@ -379,9 +420,7 @@ class KVStateMachine:
             self.store.clear_slots(lo, hi)
         return OK, []
 
-    def _member(
-        self, now: int, node_id: int, resp: str
-    ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+    def _member(self, now: int, node_id: int, resp: str) -> Applied:
         self.store.stage_meta(b"resp:%d" % node_id, resp.encode())
         self.resp_addresses[node_id] = resp
         return OK, []
@@ -399,7 +438,7 @@ class KVStateMachine:
         self.load_time()
 
 
-def _arity(fn: Any) -> tuple[int, int]:
+def _arity(fn: Callable[..., Applied]) -> tuple[int, int]:
     """(required, total) arguments of a handler, after ``self`` and ``now``."""
     params = list(inspect.signature(fn).parameters.values())[2:]
     return sum(1 for p in params if p.default is p.empty), len(params)

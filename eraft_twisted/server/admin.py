@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import NoReturn
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from ..net import parse_address
 from ..raft.types import NONE, ConfChangeType
 from ..resp.commands import CommandError, CommandTable
 from ..resp.encoder import SimpleString
-from .strings import KVCommands
+from ..resp.state import ConnectionState
+from .seams import AdminNode, NodeSettings, raft_failure
 
 
 def _node_id(raw: bytes) -> int:
@@ -28,8 +31,8 @@ def _node_id(raw: bytes) -> int:
 class RaftAdmin:
     """RAFT.NODE ADD|REMOVE, RAFT.TRANSFER_LEADER, RAFT.SNAPSHOT."""
 
-    def __init__(self, server: Any) -> None:
-        self.server = server
+    def __init__(self, node: AdminNode) -> None:
+        self.raft = node
 
     def register(self, table: CommandTable) -> None:
         table.register("raft.node", -3, ["admin"], self.node, 0, 0, 0)
@@ -37,18 +40,18 @@ class RaftAdmin:
         table.register("raft.snapshot", 1, ["admin"], self.snapshot, 0, 0, 0)
 
     @staticmethod
-    def _errors(d: defer.Deferred[Any]) -> defer.Deferred[Any]:
-        def failed(f: Any) -> Any:
+    def _errors(d: defer.Deferred[int]) -> defer.Deferred[SimpleString]:
+        def failed(f: Failure) -> Failure:
             if isinstance(f.value, CommandError):
                 return f
-            KVCommands._failure(f)  # raises for the Raft errors it knows
+            raft_failure(f)  # raises for the Raft errors it knows
             raise CommandError(str(f.value))
 
-        return d.addErrback(failed)
+        return d.addCallback(lambda _: SimpleString("OK")).addErrback(failed)
 
-    def node(self, conn: Any, argv: list[bytes]) -> Any:
+    def node(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[SimpleString]:
         sub = argv[1].upper()
-        node = self.server.node
+        node = self.raft
         if sub == b"ADD":
             if len(argv) != 4:
                 raise CommandError("wrong number of arguments for 'raft.node|add' command")
@@ -68,26 +71,24 @@ class RaftAdmin:
             raise CommandError(
                 f"unknown subcommand '{argv[1].decode('latin-1')}'. Try RAFT.NODE ADD|REMOVE."
             )
-        return self._errors(d.addCallback(lambda _: SimpleString("OK")))
+        return self._errors(d)
 
     @staticmethod
-    def _already_member(f: Any) -> Any:
+    def _already_member(f: Failure) -> Failure:
         if "already a" in str(f.value):
             raise CommandError(
                 f"{f.value} (a member that lost its data rejoins by restarting with --join)"
             )
         return f
 
-    def transfer(self, conn: Any, argv: list[bytes]) -> Any:
+    def transfer(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[SimpleString]:
         if len(argv) > 2:
             raise CommandError("wrong number of arguments for 'raft.transfer_leader' command")
         target = _node_id(argv[1]) if len(argv) == 2 else NONE
-        d = self.server.node.transfer_leadership(target)
-        return self._errors(d.addCallback(lambda _: SimpleString("OK")))
+        return self._errors(self.raft.transfer_leadership(target))
 
-    def snapshot(self, conn: Any, argv: list[bytes]) -> Any:
-        d = self.server.node.compact(keep=0)
-        return self._errors(d.addCallback(lambda _: SimpleString("OK")))
+    def snapshot(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[SimpleString]:
+        return self._errors(self.raft.compact(keep=0))
 
 
 class ConfigCommands:
@@ -95,8 +96,12 @@ class ConfigCommands:
     client libraries ask for); CONFIG SET is refused: every setting is a
     start-up option, and the group's members must agree on them."""
 
-    def __init__(self, server: Any) -> None:
-        self.server = server
+    def __init__(
+        self, settings: NodeSettings, client_settings: Callable[[], Mapping[str, str]]
+    ) -> None:
+        self.node_settings = settings
+        self.client_settings = client_settings
+        """The RESP listener's limits as it applies them (maxclients, timeout, ...)."""
 
     def register(self, table: CommandTable) -> None:
         table.register("config", -2, ["admin"], None, 0, 0, 0)
@@ -107,7 +112,7 @@ class ConfigCommands:
 
     def settings(self) -> dict[str, str]:
         """Redis's name for each setting, with this node's value."""
-        s = self.server
+        s = self.node_settings
         host, port = parse_address(s.resp_address)
         return {
             "bind": host,
@@ -117,14 +122,13 @@ class ConfigCommands:
             "appendonly": "yes",  # every write is in the Raft log
             "appendfsync": "always" if s.fsync == "always" else "no",
             "save": "",
-            # As the RESP listener applies them (maxclients, timeout, ...).
-            **s.resp_factory.client_settings(),
+            **self.client_settings(),
             "maxmemory": "0",
             "maxmemory-policy": "noeviction",
-            "cluster-enabled": "yes" if s.meta else "no",
+            "cluster-enabled": "yes" if s.sharded else "no",
         }
 
-    def get(self, conn: Any, argv: list[bytes]) -> dict[str, str]:
+    def get(self, conn: ConnectionState, argv: list[bytes]) -> dict[str, str]:
         found: dict[str, str] = {}
         settings = self.settings()
         for raw in argv[2:]:
@@ -133,7 +137,7 @@ class ConfigCommands:
                 found[name] = settings[name]
         return found
 
-    def set(self, conn: Any, argv: list[bytes]) -> Any:
+    def set(self, conn: ConnectionState, argv: list[bytes]) -> NoReturn:
         name = argv[2].decode("latin-1")
         raise CommandError(
             f"CONFIG SET is not supported ('{name}'): restart the node with the option "

@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..hashslot import SLOTS, key_hash_slot
 from ..net import parse_address
 from ..resp.commands import CommandTable
 from ..resp.encoder import Verbatim
+from ..resp.state import ConnectionState
 
 
 def node_name(group: str, node_id: int) -> str:
@@ -62,13 +62,13 @@ class ClusterCommands:
         sub("cluster", "nodes", 2, ["stale"], self.nodes)
         sub("cluster", "myid", 2, ["stale"], self.myid)
 
-    def keyslot(self, conn: Any, argv: list[bytes]) -> int:
+    def keyslot(self, conn: ConnectionState, argv: list[bytes]) -> int:
         return key_hash_slot(argv[2])
 
-    def myid(self, conn: Any, argv: list[bytes]) -> str:
+    def myid(self, conn: ConnectionState, argv: list[bytes]) -> str:
         return self.topology()[1]
 
-    def info(self, conn: Any, argv: list[bytes]) -> Verbatim:
+    def info(self, conn: ConnectionState, argv: list[bytes]) -> Verbatim:
         shards, _ = self.topology()
         assigned = sum(hi - lo + 1 for s in shards for lo, hi in s.ranges)
         known = sum(len(s.nodes) for s in shards)
@@ -91,27 +91,31 @@ class ClusterCommands:
         host, port = parse_address(node.address)
         return host, port
 
-    def slots(self, conn: Any, argv: list[bytes]) -> list[Any]:
+    def slots(
+        self, conn: ConnectionState, argv: list[bytes]
+    ) -> list[list[int | list[bytes | int]]]:
         shards, _ = self.topology()
-        out: list[Any] = []
+        out: list[list[int | list[bytes | int]]] = []
         for shard in shards:
             ordered = sorted(shard.nodes, key=lambda n: not n.master)
             for lo, hi in shard.ranges:
-                entry: list[Any] = [lo, hi]
+                entry: list[int | list[bytes | int]] = [lo, hi]
                 for node in ordered:
                     host, port = self._endpoint(node)
                     entry.append([host.encode(), port, node.name.encode()])
                 out.append(entry)
         return out
 
-    def shards(self, conn: Any, argv: list[bytes]) -> list[Any]:
+    def shards(
+        self, conn: ConnectionState, argv: list[bytes]
+    ) -> list[dict[str, list[int] | list[dict[str, str | int]]]]:
         shards, _ = self.topology()
-        out: list[Any] = []
+        out: list[dict[str, list[int] | list[dict[str, str | int]]]] = []
         for shard in shards:
             slots: list[int] = []
             for lo, hi in shard.ranges:
                 slots += [lo, hi]
-            nodes = []
+            nodes: list[dict[str, str | int]] = []
             for node in shard.nodes:
                 host, port = self._endpoint(node)
                 nodes.append(
@@ -128,7 +132,7 @@ class ClusterCommands:
             out.append({"slots": slots, "nodes": nodes})
         return out
 
-    def nodes(self, conn: Any, argv: list[bytes]) -> Verbatim:
+    def nodes(self, conn: ConnectionState, argv: list[bytes]) -> Verbatim:
         shards, me = self.topology()
         lines = []
         for shard in shards:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.application.internet import TimerService
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python import usage
+from twisted.python.failure import Failure
 
 from .. import REDIS_VERSION
 from ..hashslot import SLOTS
@@ -21,14 +23,16 @@ from ..resp.commands import CommandError, CommandTable
 from ..resp.connection import register_connection_commands
 from ..resp.encoder import Verbatim
 from ..resp.protocol import MAX_CLIENTS, RespServerFactory
+from ..resp.state import ConnectionState
 from ..rpc.commands import ChangeMembership
 from ..rpc.metaclient import AMPMetaClient
 from ..shard.migration import ShardDriver
 from ..shard.statemachine import ShardedStateMachine
 from .admin import ConfigCommands, RaftAdmin
 from .cluster import ClusterCommands, Shard, ShardNode, node_name
-from .info import InfoBuilder, raft_fields
+from .info import InfoBuilder, Progress, raft_fields
 from .migration import MigrationCommands
+from .seams import Answer, ClientLimits, NodeSettings, RaftStatus
 from .strings import KVCommands
 
 SWEEP_INTERVAL = 0.05
@@ -37,6 +41,8 @@ most, a key expires besides the commit of its deletion (a look that finds
 nothing expired costs nothing)."""
 
 log = Logger()
+
+T = TypeVar("T")
 
 
 class KVServer(RaftGroupServer):
@@ -54,7 +60,7 @@ class KVServer(RaftGroupServer):
         group: str = "kv-1",
         max_bulk: int = 512 * 1024 * 1024,
         max_clients: int = MAX_CLIENTS,
-        client_limits: dict[str, Any] | None = None,
+        client_limits: ClientLimits | None = None,
         meta: list[str] | None = None,
         group_id: int = 1,
         **kw: Any,
@@ -65,18 +71,21 @@ class KVServer(RaftGroupServer):
         self.max_bulk = max_bulk
         self.max_clients = max_clients
         # More RespServerFactory limits by keyword (max_request, output_limit, idle_timeout).
-        self.client_limits = client_limits or {}
+        self.client_limits: ClientLimits = client_limits or {}
         self.meta = meta or []
         self.group_id = group_id
         self.shard_driver: ShardDriver | None = None
         self._joined = False
         self._join_asking = False
         self._announcing = False
-        self.store: Any = None
-        self.resp_factory: Any = None
+
+    store: KVStore
+    """The applied data (made by :meth:`make_app` when the service starts)."""
+    sm: ShardedStateMachine
+    resp_factory: RespServerFactory
 
     @classmethod
-    def from_options(cls, options: Any) -> KVServer:
+    def from_options(cls, options: usage.Options) -> KVServer:
         return cls(
             resp_address=options["resp"],
             max_bulk=options["max-bulk"],
@@ -149,19 +158,17 @@ class KVServer(RaftGroupServer):
         TimerService(1.0, self.meta_client.identify).setServiceParent(self)
         self.shard_driver = ShardDriver(
             self.node,
-            self.app.sm,
+            self.sm,
             self.group_id,
             self.meta_client,
             self.pool,
             self._servers,
             self.commands.now_ms,
         )
-        MigrationCommands(
-            self.node, self.app.sm, self.storage, self.reactor, self.commands.now_ms
-        ).register(table)
+        MigrationCommands(self.node, self.sm, self.storage, self.commands.now_ms).register(table)
         TimerService(0.5, self.shard_driver.step).setServiceParent(self)
 
-    def _announce(self) -> defer.Deferred[Any] | None:
+    def _announce(self) -> defer.Deferred[None] | None:
         """Record our RESP address in the replicated state (for CLUSTER
         SLOTS and redirections) whenever it is missing or changed."""
         if self._announcing or self.node.leader == NONE:
@@ -170,14 +177,14 @@ class KVServer(RaftGroupServer):
             return None
         self._announcing = True
         op = encode_op(Op.MEMBER, self.commands.now_ms(), self.node_id, self.resp_address)
-        d = self.node.propose(op)
+        d: defer.Deferred[object] = self.node.propose(op)
 
-        def done(result: Any) -> None:
+        def done(result: object) -> None:
             self._announcing = False
 
         return d.addBoth(done)
 
-    def _ask_to_join(self) -> defer.Deferred[Any] | None:
+    def _ask_to_join(self) -> defer.Deferred[object] | None:
         """Until the leader has (re-)added us as a learner; then take part.
 
         The leader removes us first if we are still a member: a node that
@@ -194,28 +201,29 @@ class KVServer(RaftGroupServer):
         self._join_asking = True
         me = self.peers[self.node_id]
 
-        def attempt(pids: list[int]) -> defer.Deferred[Any] | None:
+        def attempt(pids: list[int]) -> defer.Deferred[object] | None:
             if not pids:
                 return None
-            d = self.transport.call(
+            d: defer.Deferred[object] = self.transport.call(
                 pids[0], ChangeMembership, kind=REJOIN, node_id=self.node_id, address=me
             )
 
-            def joined(_: Any) -> None:
+            def joined(_: object) -> None:
                 self._joined = True
                 self.node.admit()
                 log.info(
                     "joined the group as node {id} (a learner until caught up)", id=self.node_id
                 )
 
-            def failed(f: Any) -> Any:
+            def failed(f: Failure) -> defer.Deferred[object] | None:
                 if "already" in str(f.value):
-                    return joined(None)
+                    joined(None)
+                    return None
                 return attempt(pids[1:])
 
             return d.addCallbacks(joined, failed)
 
-        def done(result: Any) -> Any:
+        def done(result: T) -> T:
             self._join_asking = False
             return result
 
@@ -223,31 +231,49 @@ class KVServer(RaftGroupServer):
         return d.addBoth(done) if d is not None else done(None)
 
     def make_app(self) -> KVApplication:
-        self.store = KVStore(self.storage, self.reactor)
+        self.store = KVStore(self.storage)
         self.store.load_expiry().addErrback(
             lambda f: log.failure("loading key expiry times failed", f)
         )
-        return KVApplication(self.store, ShardedStateMachine(self.store))
+        self.sm = ShardedStateMachine(self.store)
+        return KVApplication(self.store, self.sm)
 
     def describe(self) -> str:
         return f"peers on {self.peers[self.node_id]}, RESP on {self.resp_address}"
 
     def start_listeners(self) -> None:
-        self.commands = KVCommands(self.node, self.store, self.reactor, self.app.sm)
-        self.info = InfoBuilder(self)
+        self.commands = KVCommands(self.node, self.store, self.reactor, self.sm)
         table = CommandTable()
+        self.resp_factory = RespServerFactory(
+            table,
+            max_bulk=self.max_bulk,
+            max_clients=self.max_clients,
+            clock=self.reactor,
+            **self.client_limits,
+        )
+        settings = NodeSettings(self.resp_address, self.data_dir, self.fsync, bool(self.meta))
+        self.info = InfoBuilder(
+            clock=self.reactor,
+            settings=settings,
+            node=self.node,
+            status=self._raft_status,
+            addresses=self.addresses,
+            identity=self.identity,
+            sm=self.sm,
+            store=self.store,
+            storage=self.storage,
+            clients=self.resp_factory.registry,
+            migrations=self._migrations,
+        )
         register_connection_commands(
             table, {"version": REDIS_VERSION, "role": "master", "mode": "standalone"}
         )
         self.commands.register(table)
         table.register("info", -1, ["readonly"], self._info, first_key=0, last_key=0)
         table.register("raft.info", 1, ["readonly"], self._raft_info, first_key=0, last_key=0)
-        RaftAdmin(self).register(table)
-        ConfigCommands(self).register(table)
+        RaftAdmin(self.node).register(table)
+        ConfigCommands(settings, self.resp_factory.client_settings).register(table)
         ClusterCommands(self._topology).register(table)
-        self.resp_factory = RespServerFactory(
-            table, max_bulk=self.max_bulk, max_clients=self.max_clients, **self.client_limits
-        )
         self.listen(self.resp_address, self.resp_factory)
         TimerService(SWEEP_INTERVAL, self._sweep).setServiceParent(self)
         TimerService(1.0, self._announce).setServiceParent(self)
@@ -263,7 +289,7 @@ class KVServer(RaftGroupServer):
             self.node.awaiting_admission = True
             TimerService(1.0, self._ask_to_join).setServiceParent(self)
 
-    def _sweep(self) -> defer.Deferred[Any]:
+    def _sweep(self) -> defer.Deferred[object]:
         if self.node is None or not self.node.is_leader:
             return defer.succeed(None)
         d = self.commands.sweep_expired(int(self.node.wall_clock() * 1000))
@@ -278,17 +304,24 @@ class KVServer(RaftGroupServer):
         return d
 
     # -- admin commands --------------------------------------------------
-    def _info(self, conn: Any, argv: list[bytes]) -> Any:
+    def _raft_status(self) -> RaftStatus:
+        status: RaftStatus = self.node.raw.status()
+        return status
+
+    def _migrations(self) -> Progress:
+        return self.shard_driver.progress if self.shard_driver is not None else {}
+
+    def _info(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         if len(argv) > 2:
             raise CommandError("syntax error")
         section = argv[1].lower() if len(argv) == 2 else None
-        keys_d: Any = defer.succeed(None)
-        if section in (None, b"all", b"everything", b"default", b"keyspace"):
-            keys_d = self.store.count(self.commands.now_ms())
+        if section not in (None, b"all", b"everything", b"default", b"keyspace"):
+            return Verbatim(self.info.info(section, None))
+        keys_d = self.store.count(self.commands.log_time_ms())
         return keys_d.addCallback(lambda n: Verbatim(self.info.info(section, n)))
 
-    def _raft_info(self, conn: Any, argv: list[bytes]) -> Any:
-        fields = raft_fields(self.node.raw.status(), self.addresses(), self.identity)
+    def _raft_info(self, conn: ConnectionState, argv: list[bytes]) -> Verbatim:
+        fields = raft_fields(self._raft_status(), self.addresses(), self.identity)
         return Verbatim("# Raft\r\n" + "".join(f"{k}:{v}\r\n" for k, v in fields))
 
 

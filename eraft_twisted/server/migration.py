@@ -3,27 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from twisted.internet import defer
 
 from ..kv.statemachine import Op, encode_op
-from ..resp.commands import CommandError
+from ..resp.commands import CommandError, CommandTable
 from ..resp.encoder import SimpleString
-from .strings import KVCommands
+from ..resp.state import ConnectionState
+from ..shard.statemachine import ShardedStateMachine
+from ..storage.leveldb import LevelDBStorage
+from .seams import GroupNode, raft_failure
+
+Chunk = list[bytes | list[bytes] | int]
+"""A PULL reply: ``[next cursor or b"", [key, record, ...], source log time]``."""
 
 
 class MigrationCommands:
     """The source side: ERAFT.MIGRATE.PULL and ERAFT.MIGRATE.RELEASE (internal)."""
 
-    def __init__(self, node: Any, sm: Any, storage: Any, reactor: Any, now_ms: Callable[[], int]):
+    def __init__(
+        self,
+        node: GroupNode,
+        sm: ShardedStateMachine,
+        storage: LevelDBStorage,
+        now_ms: Callable[[], int],
+    ) -> None:
         self.node = node
         self.sm = sm
         self.storage = storage
-        self.reactor = reactor
         self.now_ms = now_ms
 
-    def register(self, table: Any) -> None:
+    def register(self, table: CommandTable) -> None:
         table.register("eraft.migrate.pull", 6, ["admin"], self.pull, 0, 0, 0)
         table.register("eraft.migrate.release", 4, ["admin"], self.release, 0, 0, 0)
 
@@ -34,7 +44,7 @@ class MigrationCommands:
         except ValueError:
             raise CommandError("value is not an integer or out of range") from None
 
-    def pull(self, conn: Any, argv: list[bytes]) -> defer.Deferred[Any]:
+    def pull(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[Chunk]:
         """``num lo hi cursor count``: up to ``count`` items of slots lo..hi
         after key ``cursor``, once this group has handed them over at
         config ``num``; replies ``[next cursor or "", [key, record, ...]]``."""
@@ -51,8 +61,8 @@ class MigrationCommands:
             # The range is frozen: no read here judges its keys after this.
             return int(self.sm.log_time)
 
-        def read(log_time: int) -> Any:
-            def chunk() -> list[Any]:
+        def read(log_time: int) -> defer.Deferred[Chunk]:
+            def chunk() -> Chunk:
                 items = list(self.storage.scan(lo, hi, start_after=cursor, count=count))
                 flat = [x for kv in items for x in kv]
                 nxt = items[-1][0] if len(items) == count else b""
@@ -60,14 +70,15 @@ class MigrationCommands:
 
             return self.storage.reads.run(chunk)
 
-        d = self.node.read(check)
-        # Every applied write of the range is on disk before we scan it.
-        d.addCallback(lambda t: self.storage.barrier(sync=False).addCallback(lambda _: t))
-        d.addCallback(read)
-        return d.addErrback(KVCommands._failure)
+        def flushed(log_time: int) -> defer.Deferred[int]:
+            # Every applied write of the range is on disk before we scan it.
+            return self.storage.barrier(sync=False).addCallback(lambda _: log_time)
 
-    def release(self, conn: Any, argv: list[bytes]) -> defer.Deferred[Any]:
+        d = self.node.read(check).addCallback(flushed).addCallback(read)
+        return d.addErrback(raft_failure)
+
+    def release(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[SimpleString]:
         """``num lo hi``: the new owner has the range; delete our copy."""
         num, lo, hi = self._ints(argv[1:4])
         d = self.node.propose(encode_op(Op.RELEASE, self.now_ms(), num, lo, hi))
-        return d.addCallbacks(lambda _: SimpleString("OK"), KVCommands._failure)
+        return d.addCallbacks(lambda _: SimpleString("OK"), raft_failure)

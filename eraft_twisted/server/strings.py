@@ -8,28 +8,30 @@ wait for a ReadIndex barrier and then read the local applied state.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 
 from ..hashslot import SLOTS, key_hash_slot
 from ..kv.statemachine import (
     KEEPTTL,
-    OK,
     Op,
     SetCond,
     encode_op,
-    is_error,
+    parse_int,
     relative,
     unpack_record,
 )
 from ..kv.store import KVStore
-from ..node.errors import RaftTimeout, RaftUnavailable
-from ..raft.types import NotLeader, ProposalDropped, RaftError
 from ..resp.commands import CommandError, CommandTable
 from ..resp.encoder import SimpleString
+from ..resp.state import ConnectionState
+from ..shard.state import ShardState
+from ..shard.statemachine import ShardedStateMachine
+from .seams import Answer, GroupNode, raft_failure, refusal, result_reply
 
-Handler = Callable[[Any, list[bytes]], Any]
+T = TypeVar("T")
 
 MAX_TTL_MS = 2**62
 """Larger times are refused, as Redis refuses ones that overflow."""
@@ -40,8 +42,6 @@ deadlines before the leader proposes a bare time entry."""
 
 
 def _int_arg(value: bytes) -> int:
-    from ..kv.statemachine import parse_int
-
     n = parse_int(value)
     if n is None:
         raise CommandError("value is not an integer or out of range")
@@ -53,9 +53,17 @@ def _syntax() -> CommandError:
 
 
 class KVCommands:
-    """Handlers of the KV commands for one node."""
+    """Handlers of the KV commands for one node.
 
-    def __init__(self, node: Any, store: KVStore, clock: Any, sm: Any = None) -> None:
+    Two clocks: :meth:`now_ms` is this node's (the injected ``clock``), the
+    time a proposal carries until the leader stamps its own on it;
+    :meth:`log_time_ms` is the log's time of the applied state, by which
+    reads judge expiry (never by this node's clock).
+    """
+
+    def __init__(
+        self, node: GroupNode, store: KVStore, clock: IReactorTime, sm: ShardedStateMachine
+    ) -> None:
         self.node = node
         self.store = store
         self.clock = clock
@@ -63,28 +71,29 @@ class KVCommands:
         """The state machine, whose ``shards`` say which slots we serve."""
 
     def now_ms(self) -> int:
-        """The log's time (ms) of the applied state: reads judge expiry by it,
-        never by this node's clock."""
-        return self.sm.log_time if self.sm is not None else 0
+        """This node's clock (ms): the time proposals carry."""
+        return int(self.clock.seconds() * 1000)
+
+    def log_time_ms(self) -> int:
+        """The log's time (ms) of the applied state: the clock of expiry."""
+        return self.sm.log_time
 
     # -- plumbing --------------------------------------------------------
-    def _write(self, op: Op, *args: Any) -> defer.Deferred[Any]:
+    def _write(self, op: Op, *args: object) -> defer.Deferred[object]:
         d = self.node.propose(encode_op(op, self.now_ms(), *args))
-        return d.addCallbacks(self._result, self._failure)
+        return d.addCallbacks(result_reply, raft_failure)
 
-    def _read(
-        self, fn: Callable[[], Any], keys: list[bytes] | tuple[()] = ()
-    ) -> defer.Deferred[Any]:
-        def checked() -> Any:
+    def _read(self, fn: Callable[[], T], keys: list[bytes] | tuple[()] = ()) -> defer.Deferred[T]:
+        def checked() -> T:
             # After the read barrier: ownership as of the state we read.
             self._check_keys(keys)
             return fn()
 
-        return self.node.read(checked).addErrback(self._failure)
+        return self.node.read(checked).addErrback(raft_failure)
 
-    def _sharded(self) -> Any:
-        shards = self.sm.shards if self.sm is not None else None
-        return shards if shards is not None and shards.sharded() else None
+    def _sharded(self) -> ShardState | None:
+        shards = self.sm.shards
+        return shards if shards.sharded() else None
 
     def _check_keys(self, keys: list[bytes] | tuple[()]) -> None:
         shards = self._sharded()
@@ -93,7 +102,7 @@ class KVCommands:
         for key in keys:
             refused = shards.check_key(key)
             if refused is not None:
-                raise CommandError(refused[1], code=refused[0])
+                raise refusal(refused)
 
     def _same_slot(self, keys: list[bytes]) -> None:
         """Redis Cluster's rule for multi-key commands, in sharded mode."""
@@ -105,30 +114,6 @@ class KVCommands:
         if shards is None:
             return None
         return lambda slot: shards.check_slot(slot) is None
-
-    @staticmethod
-    def _result(result: Any) -> Any:
-        if is_error(result):
-            code, _, message = result["err"].partition(" ")
-            raise CommandError(message, code=code)
-        if result == OK:
-            return SimpleString("OK")
-        return result
-
-    @staticmethod
-    def _failure(f: Any) -> Any:
-        e = f.value
-        if isinstance(e, CommandError):
-            return f
-        if isinstance(e, RaftTimeout):
-            raise CommandError(str(e), code="TIMEOUT")
-        if isinstance(e, (RaftUnavailable, NotLeader, ProposalDropped)):
-            raise CommandError(str(e), code="CLUSTERDOWN")
-        if isinstance(e, RaftError):
-            raise CommandError(str(e))
-        if isinstance(e, defer.CancelledError):
-            raise CommandError("request cancelled", code="TIMEOUT")
-        return f
 
     # -- registration --------------------------------------------------
     def register(self, table: CommandTable) -> None:
@@ -167,38 +152,38 @@ class KVCommands:
         r("flushdb", -1, w, self.flushall, first_key=0, last_key=0)
 
     # -- reads -----------------------------------------------------------
-    def get(self, conn: Any, argv: list[bytes]) -> Any:
+    def get(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         key = argv[1]
-        return self._read(lambda: self.store.get(key, self.now_ms()), [key])
+        return self._read(lambda: self.store.get(key, self.log_time_ms()), [key])
 
-    def mget(self, conn: Any, argv: list[bytes]) -> Any:
+    def mget(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         keys = argv[1:]
         self._same_slot(keys)
-        return self._read(lambda: [self.store.get(k, self.now_ms()) for k in keys], keys)
+        return self._read(lambda: [self.store.get(k, self.log_time_ms()) for k in keys], keys)
 
-    def exists(self, conn: Any, argv: list[bytes]) -> Any:
+    def exists(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         keys = argv[1:]
         self._same_slot(keys)
         return self._read(
-            lambda: sum(1 for k in keys if self.store.get(k, self.now_ms()) is not None), keys
+            lambda: sum(1 for k in keys if self.store.get(k, self.log_time_ms()) is not None), keys
         )
 
-    def strlen(self, conn: Any, argv: list[bytes]) -> Any:
+    def strlen(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         key = argv[1]
-        return self._read(lambda: len(self.store.get(key, self.now_ms()) or b""), [key])
+        return self._read(lambda: len(self.store.get(key, self.log_time_ms()) or b""), [key])
 
-    def type(self, conn: Any, argv: list[bytes]) -> Any:
+    def type(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         key = argv[1]
 
         def kind() -> SimpleString:
-            found = self.store.get(key, self.now_ms()) is not None
+            found = self.store.get(key, self.log_time_ms()) is not None
             return SimpleString("string" if found else "none")
 
         return self._read(kind, [key])
 
-    def _ttl(self, key: bytes, unit: int) -> Any:
+    def _ttl(self, key: bytes, unit: int) -> Answer:
         def ttl() -> int:
-            now = self.now_ms()
+            now = self.log_time_ms()
             record = self.store.get_record(key)
             if record is None or self.store.get(key, now) is None:
                 return -2
@@ -236,20 +221,20 @@ class KVCommands:
             i += 2
         return cursor, count, match, strings
 
-    def scan(self, conn: Any, argv: list[bytes]) -> Any:
+    def scan(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         """This node's keys (in a sharded group: of the slots it serves, as
         SCAN on a Redis Cluster node); the cursor is the next slot."""
         cursor, count, match, strings = self._scan_args(argv)
         if not strings:
             return [b"0", []]
 
-        def run() -> defer.Deferred[Any]:
-            d = self.store.scan(cursor, count, match, self.now_ms(), self._served())
+        def run() -> defer.Deferred[list[bytes | list[bytes]]]:
+            d = self.store.scan(cursor, count, match, self.log_time_ms(), self._served())
             return d.addCallback(lambda r: [str(r[0]).encode(), r[1]])
 
         return self._read(lambda: None).addCallback(lambda _: run())
 
-    def cluster_scan(self, conn: Any, argv: list[bytes]) -> Any:
+    def cluster_scan(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         """``ERAFT.SCAN`` (for the router): SCAN from slot ``cursor`` on, up
         to the first slot this group does not serve right now. If that is
         the cursor's own slot, the reply is its -MOVED / -TRYAGAIN, so the
@@ -260,37 +245,37 @@ class KVCommands:
         if cursor >= SLOTS:
             return [b"0", []]
 
-        def run() -> Any:
+        def run() -> Answer:
             end = SLOTS
             shards = self._sharded()
             if shards is not None:
                 refused = shards.check_slot(cursor)
                 if refused is not None:
-                    raise CommandError(refused[1], code=refused[0])
+                    raise refusal(refused)
                 end = shards.served_until(cursor + 1)
             if not strings:
                 return [str(0 if end >= SLOTS else end).encode(), []]
-            d = self.store.scan(cursor, count, match, self.now_ms(), None, end)
+            d = self.store.scan(cursor, count, match, self.log_time_ms(), None, end)
             return d.addCallback(lambda r: [str(r[0]).encode(), r[1]])
 
         return self._read(run)
 
-    def keys(self, conn: Any, argv: list[bytes]) -> Any:
+    def keys(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         pattern = argv[1]
         return self._read(lambda: None).addCallback(
-            lambda _: self.store.keys(pattern, self.now_ms(), self._served())
+            lambda _: self.store.keys(pattern, self.log_time_ms(), self._served())
         )
 
-    def dbsize(self, conn: Any, argv: list[bytes]) -> Any:
+    def dbsize(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         return self._read(lambda: None).addCallback(
-            lambda _: self.store.count(self.now_ms(), self._served())
+            lambda _: self.store.count(self.log_time_ms(), self._served())
         )
 
     # -- writes ----------------------------------------------------------
-    def set(self, conn: Any, argv: list[bytes]) -> Any:
+    def set(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         key, value = argv[1], argv[2]
         cond = SetCond.ALWAYS
-        expire_at: Any = 0
+        expire_at: int | list[int] = 0
         get = False
         seen_expire = False
         i = 3
@@ -315,51 +300,52 @@ class KVCommands:
                 unit = 1000 if opt in (b"EX", b"EXAT") else 1
                 if n <= 0 or n * unit > MAX_TTL_MS:
                     raise CommandError("invalid expire time in 'set' command")
-                expire_at = {
+                deadlines: dict[bytes, int | list[int]] = {
                     b"EX": relative(n * 1000),
                     b"PX": relative(n),
                     b"EXAT": n * 1000,
                     b"PXAT": n,
-                }[opt]
+                }
+                expire_at = deadlines[opt]
                 i += 1
             else:
                 raise _syntax()
             i += 1
         return self._write(Op.SET, key, value, expire_at, int(cond), get)
 
-    def setnx(self, conn: Any, argv: list[bytes]) -> Any:
+    def setnx(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         d = self._write(Op.SET, argv[1], argv[2], 0, int(SetCond.NX), False)
         return d.addCallback(lambda r: 1 if r == SimpleString("OK") else 0)
 
-    def getset(self, conn: Any, argv: list[bytes]) -> Any:
+    def getset(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         return self._write(Op.SET, argv[1], argv[2], 0, int(SetCond.ALWAYS), True)
 
-    def getdel(self, conn: Any, argv: list[bytes]) -> Any:
+    def getdel(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         return self._write(Op.GETDEL, argv[1])
 
-    def mset(self, conn: Any, argv: list[bytes]) -> Any:
+    def mset(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         if len(argv) % 2 == 0:
             raise CommandError("wrong number of arguments for 'mset' command")
         self._same_slot(argv[1::2])
         return self._write(Op.MSET, argv[1:])
 
-    def delete(self, conn: Any, argv: list[bytes]) -> Any:
+    def delete(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         self._same_slot(argv[1:])
         return self._write(Op.DEL, argv[1:])
 
-    def _incrby(self, key: bytes, delta: int) -> Any:
+    def _incrby(self, key: bytes, delta: int) -> Answer:
         return self._write(Op.INCRBY, key, delta)
 
-    def decrby(self, conn: Any, argv: list[bytes]) -> Any:
+    def decrby(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         n = _int_arg(argv[2])
         if n == -(2**63):
             raise CommandError("decrement would overflow")
         return self._incrby(argv[1], -n)
 
-    def append(self, conn: Any, argv: list[bytes]) -> Any:
+    def append(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         return self._write(Op.APPEND, argv[1], argv[2])
 
-    def _expire(self, argv: list[bytes], unit: int, is_relative: bool) -> Any:
+    def _expire(self, argv: list[bytes], unit: int, is_relative: bool) -> Answer:
         key = argv[1]
         n = _int_arg(argv[2])
         cond = ""
@@ -375,12 +361,12 @@ class KVCommands:
         at = relative(n * unit) if is_relative else n * unit
         return self._write(Op.EXPIREAT, key, at, cond)
 
-    def flushall(self, conn: Any, argv: list[bytes]) -> Any:
+    def flushall(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         if len(argv) > 2 or (len(argv) == 2 and argv[1].upper() not in (b"SYNC", b"ASYNC")):
             raise _syntax()
         return self._write(Op.FLUSHALL)
 
-    def sweep_expired(self, now_ms: int, limit: int = 1000) -> defer.Deferred[Any]:
+    def sweep_expired(self, now_ms: int, limit: int = 1000) -> defer.Deferred[object]:
         """On the leader: propose the deletion of keys whose deadline its
         clock (``now_ms``) says has passed, or, while keys have deadlines and
         nothing else was written lately, a bare time entry, so the log's
@@ -402,12 +388,12 @@ class KVCommands:
             keys = [k for k in keys if k not in theirs]
         if keys:
             d = self.node.propose(encode_op(Op.EXPIRE_SWEEP, now_ms, keys))
-        elif now_ms - self.now_ms() >= TICK_MS:
+        elif now_ms - self.log_time_ms() >= TICK_MS:
             d = self.node.propose(encode_op(Op.TICK, now_ms))
         else:
             return defer.succeed(0)
 
-        def still_there(result: Any) -> Any:
+        def still_there(result: T) -> T:
             # Failed, or not expired yet by the log's time (this clock ran
             # ahead of it): look at them again on a later sweep.
             store.retrack(keys)

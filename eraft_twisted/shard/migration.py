@@ -18,16 +18,17 @@ skip or repeat chunks). The next step starts over from the replicated state.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from twisted.internet import defer, task
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from ..kv.statemachine import Op, encode_op
+from ..kv.statemachine import Op, OpError, encode_op
 from ..raft.types import RaftError
+from .state import ShardState
 
 log = Logger()
 
@@ -36,14 +37,19 @@ PULL_RETRIES = 10
 PULL_RETRY_DELAY = 0.5
 
 
+Steps: TypeAlias = Generator[defer.Deferred[Any], Any, None]
+"""An ``inlineCallbacks`` step: what it yields and is sent are replies."""
+
+
 class MetaClient(Protocol):
     """What a kv group needs from the meta group."""
 
     def query(self, num: int) -> defer.Deferred[dict[str, Any] | None]:
-        """Config ``num`` (-1: latest) as a dict, or None if it does not exist yet."""
+        """Config ``num`` (-1: latest) as a dict (the meta group's
+        ``ClusterConfig.to_dict``), or None if it does not exist yet."""
         ...
 
-    def join(self, group: int, servers: list[str]) -> defer.Deferred[Any]:
+    def join(self, group: int, servers: list[str]) -> defer.Deferred[int]:
         """Register (or update) this group's servers."""
         ...
 
@@ -54,9 +60,45 @@ class GroupCaller(Protocol):
 
     reactor: IReactorTime
 
-    def call(self, address: str, *args: Any) -> defer.Deferred[Any]:
+    def call(self, address: str, *args: bytes | str | int) -> defer.Deferred[object]:
         """The reply of ``args`` run on ``address``; fails if it cannot be had."""
         ...
+
+
+class LeaderNode(Protocol):
+    """What the driver needs from this group's Raft node."""
+
+    @property
+    def is_leader(self) -> bool: ...
+
+    @property
+    def term(self) -> int: ...
+
+    def propose_local(self, data: bytes) -> defer.Deferred[object]:
+        """Append ``data`` on this node, the leader; fires with its apply result."""
+        ...
+
+
+class ShardedGroup(Protocol):
+    """The group's state machine, whose ``shards`` is replaced when a
+    snapshot is installed (so the driver reads it each time)."""
+
+    shards: ShardState
+
+
+def pull_reply(reply: object) -> tuple[bytes, list[bytes], int]:
+    """(next cursor or b"", [key, record, ...], the source's log time) of
+    an ERAFT.MIGRATE.PULL reply; ValueError if it is not one."""
+    if (
+        isinstance(reply, list)
+        and len(reply) in (2, 3)
+        and isinstance(reply[0], bytes)
+        and isinstance(reply[1], list)
+        and all(isinstance(x, bytes) for x in reply[1])
+    ):
+        source_time = int(reply[2]) if len(reply) > 2 else 0
+        return reply[0], reply[1], source_time
+    raise ValueError(f"not an ERAFT.MIGRATE.PULL reply: {reply!r:.200}")
 
 
 class ShardDriver:
@@ -64,8 +106,8 @@ class ShardDriver:
 
     def __init__(
         self,
-        node: Any,
-        sm: Any,
+        node: LeaderNode,
+        sm: ShardedGroup,
         group: int,
         meta: MetaClient,
         pool: GroupCaller,
@@ -81,7 +123,7 @@ class ShardDriver:
         self.now_ms = now_ms
         self.registered: list[str] | None = None
         self._good_source: dict[int, int] = {}
-        self._busy: set[Any] = set()
+        self._busy: set[tuple[str | int, ...]] = set()
         self.progress: dict[tuple[int, int, int], dict[str, int]] = {}
         """(num, lo, hi) -> keys/bytes copied so far (and done=1 once
         installed, kept until a newer config), for INFO."""
@@ -95,15 +137,15 @@ class ShardDriver:
         shards = self.sm.shards
         for key in [k for k in self.progress if k[0] < shards.num]:
             del self.progress[key]
-        self._once("register", self._register)
+        self._once(("register",), self._register)
         if not shards.incoming:
-            self._once("config", partial(self._next_config, term))
+            self._once(("config",), partial(self._next_config, term))
         for lo, hi, src, num in shards.runs(shards.incoming):
             self._once(("pull", num, lo, hi), partial(self._pull, num, lo, hi, src, term))
         for lo, hi, src, num in shards.runs(shards.notify):
             self._once(("release", num, lo, hi), partial(self._release, num, lo, hi, src, term))
 
-    def _once(self, key: Any, fn: Callable[[], defer.Deferred[Any] | None]) -> None:
+    def _once(self, key: tuple[str | int, ...], fn: Callable[[], defer.Deferred[None]]) -> None:
         if key in self._busy:
             return
         self._busy.add(key)
@@ -111,15 +153,16 @@ class ShardDriver:
         d.addErrback(lambda f: log.info("shard step {k} will retry: {e}", k=key, e=f.value))
         d.addBoth(lambda _: self._busy.discard(key))
 
-    def _propose(self, term: int, op: Op, *args: Any) -> defer.Deferred[Any]:
-        """Propose on this node, only while it is still the leader of ``term``."""
+    def _propose(self, term: int, op: Op, *args: object) -> defer.Deferred[int]:
+        """Propose on this node, only while it is still the leader of ``term``;
+        fires with the op's count (every op proposed here answers one)."""
         if not self.node.is_leader or self.node.term != term:
             return defer.fail(RaftError(f"no longer the leader of term {term}"))
-        return self.node.propose_local(encode_op(op, self.now_ms(), *args))
+        return self.node.propose_local(encode_op(op, self.now_ms(), *args)).addCallback(_count)
 
     # -- steps -------------------------------------------------------------
     @defer.inlineCallbacks
-    def _register(self) -> Any:
+    def _register(self) -> Steps:
         servers = self.servers()
         if servers is None or servers == self.registered:
             return
@@ -131,7 +174,7 @@ class ShardDriver:
         self.registered = servers
 
     @defer.inlineCallbacks
-    def _next_config(self, term: int) -> Any:
+    def _next_config(self, term: int) -> Steps:
         num = self.sm.shards.num + 1
         config = yield self.meta.query(num)
         if config is None or self.sm.shards.num + 1 != num:
@@ -141,7 +184,9 @@ class ShardDriver:
             log.info("group {g} now at config {n}", g=self.group, n=num)
 
     @defer.inlineCallbacks
-    def _call_source(self, src: int, *args: Any) -> Any:
+    def _call_source(
+        self, src: int, *args: bytes | str | int
+    ) -> Generator[defer.Deferred[object], object, object]:
         """Run one command on a server of group ``src``: the one that answered
         last time first, then each of the others (any member can answer, a
         dead one must not stall the move)."""
@@ -149,19 +194,21 @@ class ShardDriver:
         if not servers:
             raise RaftError(f"group {src} has no servers in the config")
         start = self._good_source.get(src, 0)
-        for i in range(len(servers)):
+        for i in range(len(servers) - 1):
             address = servers[(start + i) % len(servers)]
             try:
                 reply = yield self.pool.call(address, *args)
             except Exception:
-                if i == len(servers) - 1:
-                    raise
                 continue
             self._good_source[src] = (start + i) % len(servers)
             return reply
+        last = (start + len(servers) - 1) % len(servers)
+        reply = yield self.pool.call(servers[last], *args)
+        self._good_source[src] = last
+        return reply
 
     @defer.inlineCallbacks
-    def _pull(self, num: int, lo: int, hi: int, src: int, term: int) -> Any:
+    def _pull(self, num: int, lo: int, hi: int, src: int, term: int) -> Steps:
         """Copy incoming run lo..hi from group ``src``, resuming where the
         replicated copy position stands (a new leader goes on from there)."""
         shards = self.sm.shards
@@ -190,8 +237,7 @@ class ShardDriver:
                     raise
                 yield task.deferLater(self.pool.reactor, PULL_RETRY_DELAY, lambda: None)
                 continue
-            more, items = reply[0], reply[1]
-            source_time = int(reply[2]) if len(reply) > 2 else 0
+            more, items, source_time = pull_reply(reply)
             installed = yield self._propose(
                 term, Op.INSTALL_AT, num, lo, hi, position, items, source_time
             )
@@ -212,6 +258,15 @@ class ShardDriver:
         )
 
     @defer.inlineCallbacks
-    def _release(self, num: int, lo: int, hi: int, src: int, term: int) -> Any:
+    def _release(self, num: int, lo: int, hi: int, src: int, term: int) -> Steps:
         yield self._call_source(src, "ERAFT.MIGRATE.RELEASE", num, lo, hi)
         yield self._propose(term, Op.NOTIFIED, num, lo, hi)
+
+
+def _count(result: object) -> int:
+    """The count a sharding op answers; its refusal (a malformed op) fails."""
+    if isinstance(result, OpError):
+        raise RaftError(f"the group refused the operation: {result}")
+    if not isinstance(result, int):
+        raise RaftError(f"unexpected result of a sharding operation: {result!r}")
+    return result

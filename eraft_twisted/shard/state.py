@@ -21,22 +21,40 @@ The config number is the fence on every step: a chunk, a done marker or a
 delete for a config other than the one recorded is ignored. A group
 proposes config N+1 only after its incoming slots of N are installed.
 
-Everything here is deterministic; the I/O lives in ``kv/migration.py``.
+Everything here is deterministic; the I/O lives in ``shard/migration.py``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NotRequired, TypedDict, TypeVar, cast
 
 from ..hashslot import SLOTS, key_hash_slot
+from ..kv.statemachine import OpError
+
+T = TypeVar("T")
 
 
-def ranges_of(slots: dict[int, Any] | set[int]) -> list[tuple[int, int]]:
+class ShardStateDict(TypedDict):
+    """:class:`ShardState` as stored (msgpack) in the replicated state."""
+
+    group: int
+    num: int
+    ranges: list[list[int]]
+    groups: dict[str, list[str]]
+    incoming: list[tuple[int, int, int]]
+    outgoing: list[tuple[int, int, int]]
+    notify: list[tuple[int, int, int]]
+    copied: NotRequired[list[tuple[int, int, int, bytes]]]
+
+
+def ranges_of(slots: Mapping[int, object] | AbstractSet[int]) -> list[tuple[int, int]]:
     """Contiguous ``(lo, hi)`` runs of the given slots (of equal value for a dict)."""
     out: list[tuple[int, int]] = []
     keys = sorted(slots)
-    values = slots if isinstance(slots, dict) else None
+    values = slots if isinstance(slots, Mapping) else None
     for s in keys:
         if out and out[-1][1] == s - 1 and (values is None or values[s] == values[out[-1][0]]):
             out[-1] = (out[-1][0], s)
@@ -45,7 +63,7 @@ def ranges_of(slots: dict[int, Any] | set[int]) -> list[tuple[int, int]]:
     return out
 
 
-def owner_map(ranges: list[list[int]] | list[tuple[int, int, int]]) -> list[int]:
+def owner_map(ranges: Iterable[Sequence[int]]) -> list[int]:
     """Slot -> owning group id (0 = unowned) from ``(lo, hi, group)`` ranges."""
     owners = [0] * SLOTS
     for lo, hi, gid in ranges:
@@ -72,7 +90,7 @@ class ShardState:
     copied: dict[tuple[int, int, int], bytes] = field(default_factory=dict)
     """(config num, lo, hi) -> the last key installed so far of an incoming
     run (absent: no chunk yet; b"": the first chunk was empty)."""
-    _ranges: dict[tuple[str, int, int, int], list[Any]] = field(
+    _ranges: dict[tuple[str, int, int, int], object] = field(
         default_factory=dict, compare=False, repr=False
     )
     """Memo of :meth:`owner_ranges` / :meth:`served_ranges`. ``owners`` only
@@ -83,25 +101,27 @@ class ShardState:
     def sharded(self) -> bool:
         return self.group != 0
 
-    def check_key(self, key: bytes) -> tuple[str, str] | None:
-        """None if this group serves ``key`` now, else (code, message)."""
+    def check_key(self, key: bytes) -> OpError | None:
+        """None if this group serves ``key`` now, else the refusal."""
         if not self.sharded():
             return None
         slot = key_hash_slot(key)
         return self.check_slot(slot)
 
-    def check_slot(self, slot: int) -> tuple[str, str] | None:
+    def check_slot(self, slot: int) -> OpError | None:
+        """None if this group serves ``slot`` now, else -TRYAGAIN (arriving),
+        -MOVED (to its owner) or -CLUSTERDOWN (nobody serves it)."""
         if not self.sharded():
             return None
         if slot in self.incoming:
-            return "TRYAGAIN", "slot is being migrated to this group; retry shortly"
+            return OpError("TRYAGAIN", "slot is being migrated to this group; retry shortly")
         owner = self.owners[slot]
         if owner == self.group:
             return None
         servers = self.groups.get(owner) or []
         if not servers:
-            return "CLUSTERDOWN", f"hash slot {slot} is not served by any group"
-        return "MOVED", f"{slot} {servers[0]}"
+            return OpError("CLUSTERDOWN", f"hash slot {slot} is not served by any group")
+        return OpError("MOVED", f"{slot} {servers[0]}")
 
     def served_until(self, start: int) -> int:
         """The first slot from ``start`` on that this group does not serve
@@ -114,17 +134,19 @@ class ShardState:
             slot += 1
         return slot
 
-    def _memo(self, kind: str, compute: Any) -> list[Any]:
+    def _memo(self, kind: str, compute: Callable[[], T]) -> T:
         key = (kind, self.group, self.num, len(self.incoming))
         cached = self._ranges.get(key)
         if cached is None:
             self._ranges.clear()
             cached = self._ranges[key] = compute()
-        return cached
+        return cast(T, cached)
 
     def owner_ranges(self) -> list[tuple[int, int, int]]:
         """``(lo, hi, group)`` runs of the slot owners (group 0: nobody)."""
-        return self._memo("owners", lambda: [tuple(r) for r in _owner_ranges(self.owners)])
+        return self._memo(
+            "owners", lambda: [(lo, hi, g) for lo, hi, g in _owner_ranges(self.owners)]
+        )
 
     def served_ranges(self) -> list[tuple[int, int]]:
         """The ``(lo, hi)`` slot runs this group serves right now."""
@@ -153,8 +175,9 @@ class ShardState:
         return sum(hi - lo + 1 for lo, hi in self.served_ranges())
 
     # -- transitions (deterministic, applied through the log) -------------
-    def apply_config(self, group: int, config: dict[str, Any]) -> bool:
-        """Move to ``config`` if it is the next one; False if ignored."""
+    def apply_config(self, group: int, config: Mapping[str, Any]) -> bool:
+        """Move to ``config`` (the meta group's ``num``, ``groups`` and
+        ``ranges``) if it is the next one; False if ignored."""
         num = int(config["num"])
         if self.group and group != self.group:
             return False
@@ -223,20 +246,20 @@ class ShardState:
         return all(self.outgoing.get(s, (0, -1))[1] == num for s in range(lo, hi + 1))
 
     # -- persistence -------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ShardStateDict:
         return {
             "group": self.group,
             "num": self.num,
             "ranges": _owner_ranges(self.owners),
             "groups": {str(g): s for g, s in self.groups.items()},
-            "incoming": [[s, *v] for s, v in self.incoming.items()],
-            "outgoing": [[s, *v] for s, v in self.outgoing.items()],
-            "notify": [[s, *v] for s, v in self.notify.items()],
-            "copied": [[*k, v] for k, v in self.copied.items()],
+            "incoming": [(s, *v) for s, v in self.incoming.items()],
+            "outgoing": [(s, *v) for s, v in self.outgoing.items()],
+            "notify": [(s, *v) for s, v in self.notify.items()],
+            "copied": [(*k, v) for k, v in self.copied.items()],
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ShardState:
+    def from_dict(cls, d: ShardStateDict) -> ShardState:
         st = cls(group=d["group"], num=d["num"], owners=owner_map(d["ranges"]))
         st.groups = {int(g): list(s) for g, s in d["groups"].items()}
         st.incoming = {s: (a, b) for s, a, b in d["incoming"]}

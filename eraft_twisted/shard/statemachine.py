@@ -8,11 +8,12 @@ checked against at apply time, so ownership and data change in one order.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgpack
 
-from ..kv.statemachine import KVStateMachine
+from ..kv.statemachine import Applied, KVStateMachine, StateStore, Writes
 from .state import ShardState
 
 
@@ -21,7 +22,7 @@ class ShardedStateMachine(KVStateMachine):
 
     shards: ShardState
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: StateStore) -> None:
         super().__init__(store)
         self.shards = ShardState()
 
@@ -40,7 +41,7 @@ class ShardedStateMachine(KVStateMachine):
                 return
         self.shards = ShardState()
 
-    def _config(self, now: int, group: int, config: dict[str, Any]) -> tuple[Any, list[Any]]:
+    def _config(self, now: int, group: int, config: Mapping[str, Any]) -> Applied:
         if not self.shards.apply_config(group, config):
             return 0, []
         self._save_shards()
@@ -48,16 +49,14 @@ class ShardedStateMachine(KVStateMachine):
 
     def _install(
         self, now: int, num: int, lo: int, hi: int, first: bool, items: list[bytes]
-    ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+    ) -> Applied:
         # Written by earlier versions (still in their logs): no copy position.
         if not self.shards.chunk_allowed(num, lo, hi):
             return 0, []
         if first:
             # Whatever an older copy left here is replaced by this pull.
             self.store.clear_slots(lo, hi)
-        writes: list[tuple[bytes, bytes | None]] = [
-            (items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)
-        ]
+        writes: Writes = [(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
         return len(writes), writes
 
     def _install_at(
@@ -69,7 +68,7 @@ class ShardedStateMachine(KVStateMachine):
         after: bytes | None,
         items: list[bytes],
         source_time: int = 0,
-    ) -> tuple[Any, list[tuple[bytes, bytes | None]]]:
+    ) -> Applied:
         """A chunk of a copy: applies only if it starts where the replicated
         copy position is (None: the first chunk, which replaces whatever an
         older copy left in the range). Returns the number of keys, or -1 if
@@ -83,20 +82,18 @@ class ShardedStateMachine(KVStateMachine):
         self._advance_time(source_time)
         if after is None:
             self.store.clear_slots(lo, hi)
-        writes: list[tuple[bytes, bytes | None]] = [
-            (items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)
-        ]
+        writes: Writes = [(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
         self.shards.chunk_installed(num, lo, hi, items[-2] if items else after or b"")
         self._save_shards()
         return len(writes), writes
 
-    def _install_done(self, now: int, num: int, lo: int, hi: int) -> tuple[Any, list[Any]]:
+    def _install_done(self, now: int, num: int, lo: int, hi: int) -> Applied:
         if not self.shards.install_done(num, lo, hi):
             return 0, []
         self._save_shards()
         return 1, []
 
-    def _release(self, now: int, num: int, lo: int, hi: int) -> tuple[Any, list[Any]]:
+    def _release(self, now: int, num: int, lo: int, hi: int) -> Applied:
         runs = self.shards.release(num, lo, hi)
         for run_lo, run_hi in runs:
             self.store.clear_slots(run_lo, run_hi)
@@ -104,7 +101,7 @@ class ShardedStateMachine(KVStateMachine):
             self._save_shards()
         return len(runs), []
 
-    def _notified(self, now: int, num: int, lo: int, hi: int) -> tuple[Any, list[Any]]:
+    def _notified(self, now: int, num: int, lo: int, hi: int) -> Applied:
         self.shards.notified(num, lo, hi)
         self._save_shards()
         return 1, []

@@ -11,6 +11,7 @@ from eraft_twisted.kv.statemachine import (
     ApplyError,
     KVStateMachine,
     Op,
+    OpError,
     SetCond,
     encode_op,
     live_value,
@@ -86,11 +87,12 @@ class StateMachineTests(unittest.TestCase):
         self.apply(Op.SET, 0, b"k", b"abc", 0, 0, False)
         self.assertEqual(
             self.apply(Op.INCRBY, 0, b"k", 1),
-            {"err": "ERR value is not an integer or out of range"},
+            OpError("ERR", "value is not an integer or out of range"),
         )
         self.apply(Op.SET, 0, b"m", str(2**63 - 1).encode(), 0, 0, False)
         self.assertEqual(
-            self.apply(Op.INCRBY, 0, b"m", 1), {"err": "ERR increment or decrement would overflow"}
+            self.apply(Op.INCRBY, 0, b"m", 1),
+            OpError("ERR", "increment or decrement would overflow"),
         )
         self.assertEqual(self.value(b"m"), str(2**63 - 1).encode())
 
@@ -121,10 +123,10 @@ class StateMachineTests(unittest.TestCase):
         self.assertEqual(self.apply(Op.FLUSHALL, 0), OK)
         self.assertEqual(self.store.data, {})
         result, writes = self.sm.apply(b"\xc1garbage")
-        self.assertEqual((result, writes), ({"err": "ERR malformed operation"}, []))
+        self.assertEqual((result, writes), (OpError("ERR", "malformed operation"), []))
         # Right opcode, wrong arguments: an error reply, not a crashed apply.
         result, writes = self.sm.apply(encode_op(Op.SET, 0, b"k"))
-        self.assertEqual((result, writes), ({"err": "ERR malformed operation"}, []))
+        self.assertEqual((result, writes), (OpError("ERR", "malformed operation"), []))
 
     def test_member_announcement(self) -> None:
         self.assertEqual(self.apply(Op.MEMBER, 0, 2, "127.0.0.1:6381"), OK)
@@ -186,7 +188,22 @@ class LogTimeTests(StateMachineTests):
         with self.assertRaises(ApplyError):
             self.sm.apply(encode_op(Op.INCRBY, 0, b"k", 1))
         result, writes = self.sm.apply(encode_op(Op.INCRBY, 0, b"k"))
-        self.assertEqual((result, writes), ({"err": "ERR malformed operation"}, []))
+        self.assertEqual((result, writes), (OpError("ERR", "malformed operation"), []))
+
+
+class OpErrorTests(unittest.TestCase):
+    def test_forwarded_results_keep_the_error(self) -> None:
+        """A forwarded write's result crosses msgpack as the wire form every
+        version understands, and comes back as the same error."""
+        err = OpError("MOVED", "3999 127.0.0.1:7002")
+        self.assertEqual(str(err), "MOVED 3999 127.0.0.1:7002")
+        wire = msgpack.unpackb(msgpack.packb(err.to_wire(), use_bin_type=True), raw=False)
+        self.assertEqual(wire, {"err": "MOVED 3999 127.0.0.1:7002"})
+        self.assertEqual(OpError.from_wire(wire), err)
+
+    def test_other_results_are_no_errors(self) -> None:
+        for result in (None, b"v", "OK", 3, [b"err"], {"err": 1}, {"err": "x", "y": "z"}):
+            self.assertIsNone(OpError.from_wire(result), result)
 
 
 class HelpersTests(unittest.TestCase):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer
@@ -139,43 +140,34 @@ class StoreTests(_Applying):
         self.assertEqual(self.storage.applied_index(), self.index)
 
 
-class _QueuedThreadPool:
-    """Runs work handed to a thread only when the test says so."""
+class _QueuedReads:
+    """A read pool whose reads run only when the test says so (as if their
+    thread got its turn late)."""
 
     def __init__(self) -> None:
-        self.queued: list[tuple[Any, Any]] = []
+        self.queued: list[tuple[defer.Deferred[Any], Callable[[], Any]]] = []
 
-    def callInThreadWithCallback(self, on_result: Any, fn: Any) -> None:  # noqa: N802
-        self.queued.append((on_result, fn))
+    def run(self, fn: Callable[..., Any], *args: Any) -> defer.Deferred[Any]:
+        d: defer.Deferred[Any] = defer.Deferred()
+        self.queued.append((d, lambda: fn(*args)))
+        return d
 
     def run_all(self) -> None:
         queued, self.queued = self.queued, []
-        for on_result, fn in queued:
-            on_result(True, fn())
+        for d, fn in queued:
+            d.callback(fn())
 
 
 class _ReadsInThreads:
-    """The storage, except that the store must send its reads to a thread
+    """The storage, except that its reads wait for :meth:`_QueuedReads.run_all`
     (the writes stay synchronous)."""
 
-    synchronous = False
-
-    def __init__(self, storage: LevelDBStorage) -> None:
+    def __init__(self, storage: LevelDBStorage, reads: _QueuedReads) -> None:
         self._storage = storage
+        self.reads = reads
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._storage, name)
-
-
-class _SteppedReactor:
-    def __init__(self) -> None:
-        self.pool = _QueuedThreadPool()
-
-    def getThreadPool(self) -> _QueuedThreadPool:  # noqa: N802
-        return self.pool
-
-    def callFromThread(self, fn: Any, *args: Any) -> None:  # noqa: N802
-        fn(*args)
 
 
 class ClearRaceTests(_Applying):
@@ -195,8 +187,8 @@ class ClearRaceTests(_Applying):
             return d
 
         self.storage.clear_data = held_clear  # type: ignore[method-assign]
-        self.reactor = _SteppedReactor()
-        self.store = KVStore(_ReadsInThreads(self.storage), self.reactor)
+        self.reads = _QueuedReads()
+        self.store = KVStore(_ReadsInThreads(self.storage, self.reads))  # type: ignore[arg-type]
         self.app = KVApplication(self.store)
 
     def finish_clears(self) -> None:
@@ -213,7 +205,7 @@ class ClearRaceTests(_Applying):
         scanning = self.store.scan(0, 1000, None, 0)
         # The clear finishes on disk before the reads get their turn.
         self.finish_clears()
-        self.reactor.pool.run_all()
+        self.reads.run_all()
         self.assertEqual(self.successResultOf(counting), 1)
         self.assertEqual(self.successResultOf(listing), [b"new"])
         self.assertEqual(self.successResultOf(scanning), (0, [b"new"]))
@@ -224,6 +216,6 @@ class ClearRaceTests(_Applying):
         self.store.clear_slots(0, 8191)  # what a RELEASE of slots 0-8191 does
         counting = self.store.count(0)
         self.finish_clears()
-        self.reactor.pool.run_all()
+        self.reads.run_all()
         expected = len([k for k in keys if key_hash_slot(k) > 8191])
         self.assertEqual(self.successResultOf(counting), expected)

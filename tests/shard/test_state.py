@@ -6,7 +6,7 @@ from twisted.trial import unittest
 
 from eraft_twisted.hashslot import key_hash_slot
 from eraft_twisted.kv.app import KVApplication
-from eraft_twisted.kv.statemachine import Op, encode_op
+from eraft_twisted.kv.statemachine import Op, OpError, encode_op
 from eraft_twisted.kv.store import KVStore
 from eraft_twisted.raft.types import ConfState, Entry, EntryType, Snapshot, SnapshotMeta
 from eraft_twisted.shard.state import ShardState, ranges_of
@@ -40,9 +40,12 @@ class ShardStateTests(unittest.TestCase):
             st.apply_config(g, SPLIT)
         self.assertEqual(a.runs(a.outgoing), [(8192, 16383, B, 2)])
         self.assertEqual(b.runs(b.incoming), [(8192, 16383, A, 2)])
-        self.assertEqual(a.check_slot(9000), ("MOVED", "9000 127.0.0.1:7002"))
-        self.assertEqual(b.check_slot(9000)[0], "TRYAGAIN")
-        self.assertEqual(b.check_slot(10)[0], "MOVED")
+        self.assertEqual(a.check_slot(9000), OpError("MOVED", "9000 127.0.0.1:7002"))
+        self.assertEqual(
+            b.check_slot(9000),
+            OpError("TRYAGAIN", "slot is being migrated to this group; retry shortly"),
+        )
+        self.assertEqual(b.check_slot(10), OpError("MOVED", "10 127.0.0.1:7001"))
         # How far a scan from a slot may go before it must ask the next owner.
         self.assertEqual((a.served_until(0), a.served_until(8192)), (8192, 8192))
         self.assertEqual((b.served_until(0), b.served_until(9000)), (0, 9000))
@@ -129,9 +132,12 @@ class MigrationTests(unittest.TestCase):
         # Frozen on A: writes to moving slots are refused from now on.
         self.assertEqual(
             a.apply(Op.SET, moving[2], b"late", 0, 0, False),
-            {"err": f"MOVED {key_hash_slot(moving[2])} 127.0.0.1:7002"},
+            OpError("MOVED", f"{key_hash_slot(moving[2])} 127.0.0.1:7002"),
         )
-        self.assertEqual(b.apply(Op.SET, moving[2], b"early", 0, 0, False)["err"][:8], "TRYAGAIN")
+        refused = b.apply(Op.SET, moving[2], b"early", 0, 0, False)
+        self.assertIsInstance(refused, OpError)
+        assert isinstance(refused, OpError)
+        self.assertEqual(refused.code, "TRYAGAIN")
         items = a.pull(2, 8192, 16383)
         self.assertEqual(b.apply(Op.INSTALL, 1, 8192, 16383, True, items), 0)  # wrong fence
         self.assertEqual(b.apply(Op.INSTALL, 2, 8192, 16383, True, items), len(items) // 2)

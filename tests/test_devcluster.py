@@ -23,7 +23,7 @@ import redis
 from twisted.trial import unittest
 
 from eraft_twisted.devcluster import Layout, live_pid, port_in_use, port_of
-from eraft_twisted.testing.nemesis import ephemeral_low
+from eraft_twisted.testing.procs import ephemeral_low
 from tests.procs import eraftctl, tail_log, twistd_env
 
 GROUPS = 3

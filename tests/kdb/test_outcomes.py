@@ -12,18 +12,32 @@ import time
 from typing import Any
 
 import redis
+from redis.exceptions import ClusterDownError, MovedError, TryAgainError
 from twisted.trial import unittest
 
 from tests.kdb.sharded import Deployment
+from tests.waiting import wait_until
 
 NOT_APPLIED = ("CLUSTERDOWN", "TRYAGAIN", "MOVED")
+# redis-py turns these replies into their own classes, without the code in str().
+NOT_APPLIED_ERRORS = (ClusterDownError, TryAgainError, MovedError)
 
 
 def classify(reply: Any) -> str:
+    """ "acked", "refused" (not applied), "unknown" (-TIMEOUT or no answer),
+    or "error: ..." for any other error, which no write here should get."""
+    if isinstance(reply, NOT_APPLIED_ERRORS):
+        return "refused"
     if isinstance(reply, redis.ResponseError):
-        return "refused" if str(reply).startswith(NOT_APPLIED) else "unknown"
-    if isinstance(reply, Exception):
+        if str(reply).startswith(NOT_APPLIED):
+            return "refused"
+        if str(reply).startswith("TIMEOUT"):
+            return "unknown"
+        return f"error: {type(reply).__name__}: {reply}"
+    if isinstance(reply, (redis.ConnectionError, redis.TimeoutError)):
         return "unknown"
+    if isinstance(reply, Exception):
+        return f"error: {type(reply).__name__}: {reply}"
     return "acked"
 
 
@@ -38,8 +52,18 @@ class AppendLog(threading.Thread):
         self.depth = depth
         self.outcomes: dict[int, str] = {}
         self.stop = threading.Event()
+        self.crashed: BaseException | None = None
+
+    def acked(self) -> int:
+        return sum(1 for o in list(self.outcomes.values()) if o == "acked")
 
     def run(self) -> None:
+        try:
+            self.append_until_stopped()
+        except BaseException as e:  # reported by check(), not lost in a thread
+            self.crashed = e
+
+    def append_until_stopped(self) -> None:
         c = self.connect()
         i = 0
         while not self.stop.is_set():
@@ -58,6 +82,11 @@ class AppendLog(threading.Thread):
                 self.outcomes[n] = classify(reply)
 
     def check(self, test: unittest.TestCase, value: bytes | None) -> dict[str, int]:
+        test.assertFalse(self.is_alive(), f"{self.key}: the client did not stop")
+        test.assertIsNone(self.crashed, f"{self.key}: the client crashed")
+        errors = sorted({o for o in self.outcomes.values() if o.startswith("error")})
+        test.assertEqual(errors, [], f"{self.key}: writes answered an unexpected error")
+        test.assertGreater(self.acked(), 0, f"{self.key}: no write was acknowledged")
         tokens = [int(t) for t in (value or b"").decode().split(",") if t]
         twice = sorted({t for t in tokens if tokens.count(t) > 1})
         test.assertEqual(twice, [], f"{self.key}: writes applied twice")
@@ -105,17 +134,29 @@ class OutcomeTests(unittest.TestCase):
             AppendLog(lambda: self.d.client(timeout=10), f"via-router:{i}", depth=1)
             for i in range(4)
         ] + [AppendLog(lambda: node.client(timeout=10), f"direct:{i}", depth=20) for i in range(2)]
+
+        def acked() -> int:
+            return sum(c.acked() for c in clients)
+
         for _ in range(3):
             self.make_leader(0)
             if not clients[0].is_alive():
                 for c in clients:
                     c.start()
+            before = acked()
             time.sleep(1.5)
+            # Writes are flowing (a loaded machine may take longer to get going).
+            wait_until(lambda b=before: acked() > b, message="writes acknowledged")
             node.kill(15)  # SIGTERM: a graceful shutdown, writes in flight
             time.sleep(0.5)
             node.start()
             node.wait_up(timeout=60)
         time.sleep(1)
+        wait_until(
+            lambda: acked() > 300 and all(c.acked() for c in clients),
+            timeout=60,
+            message="more than 300 writes acknowledged, some for every client",
+        )
         for c in clients:
             c.stop.set()
         for c in clients:

@@ -26,6 +26,7 @@ from eraft_twisted.hashslot import key_hash_slot
 from tests.kdb.sharded import Deployment
 from tests.kdb.test_sharding import MOVING, CheckedWorkload
 from tests.procs import Node
+from tests.waiting import wait_until
 
 
 def in_thread(fn: Callable[[Any], None]) -> Callable[[Any], defer.Deferred[None]]:
@@ -335,11 +336,20 @@ class RestartTests(unittest.TestCase):
         fixed = {f"fixed:{i}": str(i) for i in range(500)}
         self.again("MSET", functools.partial(d.client().mset, fixed))
         with CheckedWorkload(d, seed=33) as work:
+
+            def served_since(first: int) -> int:
+                ops = work.history.ops[first:]
+                return sum(1 for op in ops if op.outcome == "ok" and op.t_complete is not None)
+
             time.sleep(2)
             d.stop_meta()
             first = len(work.history)  # the first operation sent with the meta group down
             self.note("meta group stopped")
-            time.sleep(3)
+            time.sleep(3)  # down for a while; then until enough was served meanwhile
+            wait_until(
+                lambda: served_since(first) > 10,
+                message="operations served while the meta group is down",
+            )
             last = len(work.history)
             d.start_meta()
             self.note("meta group up again")

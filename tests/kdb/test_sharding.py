@@ -14,11 +14,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import redis
+from redis.exceptions import ClusterDownError, TryAgainError
 from twisted.trial import unittest
 
 from eraft_twisted.hashslot import key_hash_slot
 from eraft_twisted.testing.linearizability import History, check
-from eraft_twisted.testing.nemesis import KeySpace, Workload
+from eraft_twisted.testing.workload import KeySpace, Workload
 from tests.kdb.sharded import Deployment
 
 REDIS_CLI = shutil.which("redis-cli")
@@ -78,6 +79,14 @@ class CheckedWorkload:
         test.assertGreater(counts.get("ok", 0), min_ok, counts)
 
 
+def transient(e: redis.RedisError) -> bool:
+    """An error that says "not now" (a slot mid-migration for too long, no
+    leader, no answer in time), not that the command or the data is wrong."""
+    if isinstance(e, (TryAgainError, ClusterDownError, redis.ConnectionError, redis.TimeoutError)):
+        return True
+    return str(e).startswith(("TRYAGAIN", "CLUSTERDOWN", "TIMEOUT"))
+
+
 class ScanLoop(threading.Thread):
     """Full SCANs through the router, one after another, until stopped."""
 
@@ -86,9 +95,16 @@ class ScanLoop(threading.Thread):
         self.d = d
         self.stop = threading.Event()
         self.results: list[list[bytes]] = []
-        self.errors: list[str] = []
+        self.errors: list[redis.RedisError] = []
+        self.crashed: BaseException | None = None
 
     def run(self) -> None:
+        try:
+            self.scan_until_stopped()
+        except BaseException as e:  # reported by check(), not lost in a thread
+            self.crashed = e
+
+    def scan_until_stopped(self) -> None:
         c = self.d.client(timeout=30)
         while not self.stop.is_set():
             keys: list[bytes] = []
@@ -100,9 +116,31 @@ class ScanLoop(threading.Thread):
                     if cursor == 0:
                         break
             except redis.RedisError as e:  # e.g. -TRYAGAIN for too long
-                self.errors.append(str(e))
+                self.errors.append(e)
                 continue
             self.results.append(keys)
+
+    def check(self, test: unittest.TestCase, fixed: set[bytes]) -> None:
+        """The loop ended cleanly, every failed SCAN failed with a transient
+        error, most SCANs completed, and in each completed one every key of
+        ``fixed`` (present throughout) came back exactly once."""
+        test.assertFalse(self.is_alive(), "the SCAN loop did not stop")
+        test.assertIsNone(self.crashed, "the SCAN loop crashed")
+        errors = sorted({f"{type(e).__name__}: {e}" for e in self.errors})
+        bad = sorted({f"{type(e).__name__}: {e}" for e in self.errors if not transient(e)})
+        test.assertEqual(
+            bad[:5], [], f"{len(bad)} kinds of SCAN failure through the router are not transient"
+        )
+        test.assertGreater(len(self.results), 2, errors[:5])
+        test.assertLessEqual(
+            len(self.errors),
+            len(self.results),
+            f"more SCANs failed than completed; errors include {errors[:5]}",
+        )
+        for i, result in enumerate(self.results):
+            test.assertEqual(
+                sorted(k for k in result if k in fixed), sorted(fixed), f"SCAN number {i}"
+            )
 
 
 class ShardingTests(unittest.TestCase):
@@ -113,12 +151,16 @@ class ShardingTests(unittest.TestCase):
         self.d.start_one_group()
 
     def add_group_and_rebalance(self) -> int:
-        self.d.start_group(2)
-        self.d.wait(lambda: "2" in self.d.admin("GET", "/config")["groups"], "group 2 joined")
-        self.d.admin("POST", "/rebalance", {})
-        num = self.d.admin("GET", "/config")["num"]
-        self.d.wait(lambda: self.d.settled(num), f"config {num} settled")
+        """Group 2 joins and takes half the slots; the config number."""
+        self.d.join(2)
+        num = self.d.rebalance()
+        self.assertEqual(self.owners(0, 16383), {1, 2}, "the rebalance moved no slot")
         return num
+
+    def owners(self, lo: int, hi: int) -> set[int]:
+        """The groups that own some slot of lo..hi in the latest config."""
+        ranges = self.d.admin("GET", "/config")["ranges"]
+        return {int(gid) for first, last, gid in ranges if first <= hi and last >= lo}
 
     def test_scale_out_routing_and_cluster_clients(self) -> None:
         c = self.d.client()
@@ -180,7 +222,7 @@ class ShardingTests(unittest.TestCase):
         ctl = [
             sys.executable,
             "-m",
-            "eraft_twisted.cli",
+            "eraft_twisted.ctl",
             "--meta",
             ",".join(f"http://{a}" for a in self.d.admin_addrs()),
         ]
@@ -195,6 +237,7 @@ class ShardingTests(unittest.TestCase):
             f"moving data: [{'#' * 20}] 1/1 range  {len(moving)} keys".encode(), out.stdout
         )
         self.assertIn(f"slots 0-999 moved to group {3 - owner_of_0}".encode(), out.stdout)
+        self.assertEqual(self.owners(0, 999), {3 - owner_of_0})
         out = subprocess.run([*ctl, "migrations"], capture_output=True, timeout=60)
         self.assertIn(b"groups still moving data: 0", out.stdout)
         self.assertEqual(c.dbsize(), 301)
@@ -213,23 +256,27 @@ class ShardingTests(unittest.TestCase):
         self.add_group_and_rebalance()
         fixed = {f"scan:{i}".encode() for i in range(400)}
         self.d.client().mset({k: b"x" for k in fixed})
+        moved_key = next(k for k in sorted(fixed) if MOVING[0] <= key_hash_slot(k) <= MOVING[1])
         scans = ScanLoop(self.d)
+        num = int(self.d.admin("GET", "/config")["num"])
         with CheckedWorkload(self.d, seed=20) as work:
             scans.start()
-            for i in range(20):
-                self.d.admin(
-                    "POST", "/move", {"lo": MOVING[0], "hi": MOVING[1], "group": 2 - i % 2}
-                )
-                num = self.d.admin("GET", "/config")["num"]
-                self.d.wait(lambda n=num: self.d.settled(n), f"config {num} settled")
-            scans.stop.set()
-            scans.join(60)
+            try:
+                for i in range(20):
+                    target = 2 - i % 2
+                    previous, num = num, self.d.move(MOVING[0], MOVING[1], target)
+                    self.assertGreater(num, previous, f"move {i} made no new config")
+                    self.d.wait(lambda n=num: self.d.settled(n), f"config {num} settled")
+                    self.assertEqual(self.owners(*MOVING), {target}, f"after move {i}")
+                    # The data moved with the slots: the target serves a fixed key.
+                    self.assertEqual(self.d.leader(target).client().get(moved_key), b"x")
+            finally:
+                scans.stop.set()
+                scans.join(60)
         work.check(self, min_ok=200)
         # Full SCANs through the router while the range moved: each key that
         # existed throughout came back exactly once per scan.
-        self.assertGreater(len(scans.results), 2)
-        for result in scans.results:
-            self.assertEqual(sorted(k for k in result if k in fixed), sorted(fixed))
+        scans.check(self, fixed)
 
     def load_and_add_group(self, n: int) -> dict[str, bytes]:
         """``n`` keys with 200-byte values through the router, then group 2
@@ -302,7 +349,7 @@ class ShardingTests(unittest.TestCase):
         with CheckedWorkload(self.d, seed=group) as work:
             time.sleep(0.5)
             watcher = self.when_copying(victim.kill)
-            self.d.admin("POST", "/rebalance", {})
+            self.assertIsNotNone(self.d.admin("POST", "/rebalance", {}), "POST /rebalance")
             num = self.d.admin("GET", "/config")["num"]
             watcher.join(130)
             self.assertTrue(watcher.seen, "the copy was never seen in progress")  # type: ignore[attr-defined]
@@ -353,7 +400,7 @@ class ShardingTests(unittest.TestCase):
 
         transferring = threading.Thread(target=transfer_again_and_again, daemon=True)
         watcher = self.when_copying(transferring.start)
-        self.d.admin("POST", "/rebalance", {})
+        self.assertIsNotNone(self.d.admin("POST", "/rebalance", {}), "POST /rebalance")
         num = self.d.admin("GET", "/config")["num"]
         watcher.join(130)
         self.assertTrue(watcher.seen, "the copy was never seen in progress")  # type: ignore[attr-defined]

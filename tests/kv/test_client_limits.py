@@ -10,6 +10,7 @@ import time
 from twisted.trial import unittest
 
 from tests.procs import Cluster, Node
+from tests.waiting import wait_until
 
 MiB = 1024 * 1024
 
@@ -64,10 +65,10 @@ class ClientLimitsTests(unittest.TestCase):
         # 400 GETs of 100 kB (40 MB of replies) pipelined by a client that never reads.
         greedy = raw_client(node, rcvbuf=4096)
         greedy.sendall(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n" * 400)
-        deadline = time.time() + 30
-        while time.time() < deadline and not self.log_lines(node, "client-output-buffer-limit"):
-            time.sleep(0.1)
-        (line,) = self.log_lines(node, "client-output-buffer-limit")
+        (line,) = wait_until(
+            lambda: self.log_lines(node, "client-output-buffer-limit"),
+            message="the greedy client dropped (a log line)",
+        )
         self.assertIn(f"over client-output-buffer-limit {MiB}", line)
         self.assertLess(read_until_closed(greedy), 20 * MiB)
         greedy.close()

@@ -1,4 +1,8 @@
-"""End to end: real eraftkv processes on 127.0.0.1, real Redis clients."""
+"""End to end: real eraftkv processes on 127.0.0.1, real Redis clients.
+
+The slow tier: what needs real sockets, processes and clients. Command
+behaviour (FLUSHALL, SCAN/KEYS, errors, ...) is checked in-process in
+``tests/server/``."""
 
 from __future__ import annotations
 
@@ -16,8 +20,12 @@ from twisted.internet import defer
 from twisted.trial import unittest
 
 from tests.procs import TWISTD, Cluster, free_ports, twistd_env
+from tests.waiting import wait_until
 
 REDIS_CLI = shutil.which("redis-cli")
+LOG_TIME_LAG_MS = 500
+"""How far the log's time may lag the leader's clock on a loaded machine
+(a time entry every 100 ms of it while keys have deadlines)."""
 
 
 def cli(port: int, *args: str) -> str:
@@ -67,14 +75,30 @@ class ThreeNodeGroupTests(unittest.TestCase):
         down with nothing else written, as a client of Redis expects."""
         c = self.cluster.nodes[1].client()
         self.assertTrue(c.set("short", "v", px=100))
+        set_start = time.time()
         self.assertTrue(c.set("ten", "v", ex=10))
-        time.sleep(0.4)
+        set_end = time.time()
+        time.sleep(0.4)  # past the 100 ms TTL
+        # Gone everywhere soon after (the log's time lags the leader's clock
+        # by ~150 ms; a loaded machine may delay the leader's sweep a little).
+        wait_until(
+            lambda: all(n.client().get("short") is None for n in self.cluster.nodes),
+            timeout=2,
+            interval=0.05,
+            message="a 100 ms key expired on every node",
+        )
+        time.sleep(1.5)  # idle: only time entries move the log's time
         for node in self.cluster.nodes:
-            self.assertIsNone(node.client().get("short"))
-        time.sleep(0.8)
-        for node in self.cluster.nodes:
+            read_start = time.time()
             pttl = node.client().pttl("ten")
-            self.assertTrue(8300 <= pttl <= 9000, f"PTTL {pttl} on node {node.node_id}")
+            read_end = time.time()
+            # The deadline is the leader's clock when it appended the SET plus
+            # 10 s; PTTL counts from the log's time, up to a sweep behind.
+            low = 10_000 - (read_end - set_start) * 1000
+            high = 10_000 - (read_start - set_end) * 1000 + LOG_TIME_LAG_MS
+            self.assertTrue(
+                low <= pttl <= high, f"PTTL {pttl} on node {node.node_id}, not in {low}..{high}"
+            )
         self.assertEqual(c.info("keyspace")["db0"]["expires"], 1)
 
     def test_cluster_commands_and_cluster_clients(self) -> None:
@@ -87,13 +111,13 @@ class ThreeNodeGroupTests(unittest.TestCase):
             c.execute_command("CLUSTER", "KEYSLOT", "{user1000}.following"),
             c.execute_command("CLUSTER", "KEYSLOT", "{user1000}.followers"),
         )
+
         # Every member announced its RESP address; the leader is the master.
-        wait = time.time() + 10
-        while time.time() < wait:
+        def all_members_listed() -> list[list[object]] | None:
             slots = c.execute_command("CLUSTER", "SLOTS")
-            if len(slots[0]) == 2 + 3:
-                break
-            time.sleep(0.2)
+            return slots if len(slots[0]) == 2 + 3 else None
+
+        slots = wait_until(all_members_listed, message="CLUSTER SLOTS listing all three members")
         lo, hi, master, *replicas = slots[0]
         self.assertEqual((lo, hi, len(replicas)), (0, 16383, 2))
         leader = self.cluster.leader()
@@ -112,16 +136,6 @@ class ThreeNodeGroupTests(unittest.TestCase):
         if REDIS_CLI is not None:
             self.assertEqual(cli(self.cluster.nodes[1].resp_port, "-c", "set", "rc:b", "2"), "OK")
             self.assertEqual(cli(self.cluster.nodes[2].resp_port, "-c", "get", "rc:b"), "2")
-
-    def test_flushall(self) -> None:
-        c = self.cluster.nodes[0].client()
-        c.mset({f"flush:{i}": i for i in range(100)})
-        self.assertTrue(c.flushall())
-        for node in self.cluster.nodes:
-            self.assertEqual(node.client().dbsize(), 0)
-            self.assertIsNone(node.client().get("flush:7"))
-        self.assertTrue(c.set("flush:after", 1))
-        self.assertEqual(self.cluster.nodes[2].client().keys("flush:*"), [b"flush:after"])
 
     def test_reads_on_every_node_right_after_flushall(self) -> None:
         """Once FLUSHALL is acknowledged, no read on any node counts or lists
@@ -149,15 +163,6 @@ class ThreeNodeGroupTests(unittest.TestCase):
             self.assertEqual(stale, [], f"round {round_}: reads saw flushed keys")
             self.assertEqual(len(seen), 5 * len(clients))
 
-    def test_scan_and_keys(self) -> None:
-        c = self.cluster.nodes[1].client()
-        names = {f"scan:{i}".encode() for i in range(150)}
-        c.mset({n: b"x" for n in names})
-        found = set(c.scan_iter(match="scan:*", count=20))
-        self.assertEqual(found, names)
-        self.assertEqual(set(c.keys("scan:*")), names)
-        self.assertGreaterEqual(c.dbsize(), 150)
-
     def test_redis_cli(self) -> None:
         if REDIS_CLI is None:
             raise unittest.SkipTest("redis-cli is not installed")
@@ -168,14 +173,6 @@ class ThreeNodeGroupTests(unittest.TestCase):
         self.assertIn("raft_role:", cli(port, "info", "raft"))
         self.assertEqual(cli(port, "del", "cli:a"), "1")
         self.assertIn("ERR unknown command", cli(port, "nosuchcommand"))
-
-    def test_wrong_type_arity_and_integer_errors(self) -> None:
-        c = self.cluster.nodes[0].client()
-        c.set("notnum", "abc")
-        with self.assertRaisesRegex(redis.ResponseError, "not an integer or out of range"):
-            c.incr("notnum")
-        with self.assertRaisesRegex(redis.ResponseError, "wrong number of arguments for 'get'"):
-            c.execute_command("GET")
 
     def test_config_get_reports_the_nodes_settings_and_set_is_refused(self) -> None:
         node = self.cluster.nodes[1]
@@ -271,7 +268,8 @@ class FaultTests(unittest.TestCase):
 
         t = threading.Thread(target=writer)
         t.start()
-        time.sleep(1.5)
+        time.sleep(1.5)  # writes in flight when the power goes
+        wait_until(lambda: acked > 10 or not t.is_alive(), message="writes acknowledged")
         for node in self.cluster.nodes:
             node.kill()
         stop.set()

@@ -8,14 +8,18 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis
 from twisted.trial import unittest
 
-from eraft_twisted.testing.cluster_procs import admin_call
-from tests.kdb.sharded import Proc
+from eraft_twisted.testing.procs import TwistdProcess as Proc
+from eraft_twisted.testing.procs import admin_call
 from tests.procs import Cluster, Node, free_ports
+from tests.waiting import wait_until
+
+T = TypeVar("T")
 
 
 def raft_info(node: Node) -> dict[str, str]:
@@ -32,18 +36,10 @@ def log_lines(path: str, text: str) -> list[str]:
         return []
 
 
-def wait(predicate: Any, what: str, timeout: float = 30.0) -> Any:
-    deadline = time.time() + timeout
-    last: Any = None
-    while time.time() < deadline:
-        try:
-            result = predicate()
-            if result:
-                return result
-        except Exception as e:  # not up yet
-            last = e
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} ({last})")
+def wait(predicate: Callable[[], T], what: str, timeout: float = 30.0) -> T:
+    """The first true result of ``predicate()``; a Redis or HTTP error is
+    "not up yet" (an AssertionError from ``predicate`` fails at once)."""
+    return wait_until(predicate, timeout, 0.2, what, ignore=(redis.RedisError, OSError, ValueError))
 
 
 class CrossGroupTests(unittest.TestCase):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 
 from twisted.trial import unittest
 
@@ -39,7 +38,6 @@ class LostDataTests(unittest.TestCase):
         shutil.rmtree(wiped.data)
 
         # Restarted with its original command line: it must not take part.
-        start = time.time()
         wiped.proc = proc = subprocess.Popen(
             wiped.argv(),
             env=twistd_env(),
@@ -53,7 +51,6 @@ class LostDataTests(unittest.TestCase):
         except subprocess.TimeoutExpired:
             proc.kill()
             self.fail(f"a member that lost its data kept running: {wiped.tail_log()}")
-        self.assertLess(time.time() - start, 15)
         self.assertNotEqual(proc.returncode, 0)
         lines = err.strip().splitlines()
         self.assertEqual(len(lines), 1, err)
@@ -64,6 +61,9 @@ class LostDataTests(unittest.TestCase):
         )
         with open(wiped.log_path) as f:
             self.assertIn(lines[0].split("fatal: ", 1)[1], f.read())
+        # What it wrote before exiting (opening a missing directory would
+        # make an empty storage, with no vote whatever the node did).
+        self.assertTrue(os.path.isdir(wiped.data), "the node never opened its data directory")
         st = LevelDBStorage.open(wiped.data, synchronous=True)
         try:
             self.assertEqual(st.hard_state.vote, NONE)  # it voted for no one

@@ -6,11 +6,14 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 
 import redis
+from redis.exceptions import ClusterDownError
 from twisted.trial import unittest
 
 from tests.procs import Cluster, Node, free_ports
+from tests.waiting import wait_until
 
 
 def raft_info(node: Node) -> dict[str, str]:
@@ -18,16 +21,11 @@ def raft_info(node: Node) -> dict[str, str]:
     return dict(line.split(":", 1) for line in text.split("\r\n") if ":" in line)
 
 
-def wait_for(predicate, timeout: float = 20.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if predicate():
-                return
-        except redis.RedisError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 20.0, what: str = "condition"
+) -> None:
+    """Until ``predicate()`` is true; a Redis error (an election) is "not yet"."""
+    wait_until(predicate, timeout, 0.1, what, ignore=(redis.RedisError,))
 
 
 class Writer(threading.Thread):
@@ -39,7 +37,7 @@ class Writer(threading.Thread):
         self.nodes = nodes
         self.stop = threading.Event()
         self.acked = 0
-        self.errors = 0
+        self.errors: list[redis.RedisError] = []
         self.went_back: list[tuple[int, int]] = []
 
     def run(self) -> None:
@@ -56,9 +54,19 @@ class Writer(threading.Thread):
                 if seen < last_seen:
                     self.went_back.append((last_seen, seen))
                 last_seen = max(last_seen, seen)
-            except redis.RedisError:
-                self.errors += 1
+            except redis.RedisError as e:
+                self.errors.append(e)
                 time.sleep(0.05)
+
+    def unexpected_errors(self) -> list[str]:
+        """Errors other than "no leader now" or "no answer in time", which
+        a member change or a leader transfer may cause."""
+        return [
+            f"{type(e).__name__}: {e}"
+            for e in self.errors
+            if not isinstance(e, (ClusterDownError, redis.ConnectionError, redis.TimeoutError))
+            and not str(e).startswith(("TIMEOUT", "CLUSTERDOWN"))
+        ]
 
 
 class SnapshotTests(unittest.TestCase):
@@ -169,6 +177,7 @@ class MembershipTests(unittest.TestCase):
             writer.join(10)
         self.assertEqual(writer.went_back, [])
         self.assertGreater(writer.acked, 10)
+        self.assertEqual(writer.unexpected_errors(), [])
         remaining = [self.cluster.nodes[i] for i in (1, 2, 3)]
         final = self.cluster.leader(exclude=(0, 4))
         self.assertEqual(raft_info(final)["raft_voters"], "1,2,3")
@@ -212,9 +221,27 @@ class MembershipTests(unittest.TestCase):
 
     def test_transfer_without_id_picks_a_follower(self) -> None:
         leader = self.cluster.leader()
+        term = int(raft_info(leader)["raft_term"])
         self.assertEqual(leader.client().execute_command("RAFT.TRANSFER_LEADER"), b"OK")
-        new = self.cluster.leader(exclude=(leader.node_id,))
-        self.assertNotEqual(new.node_id, leader.node_id)
+
+        def new_leader() -> Node | None:
+            """The node the old leader now follows, once that node leads."""
+            info = raft_info(leader)
+            if info["raft_role"] != "follower" or info["raft_leader_id"] in (
+                "none",
+                info["raft_node_id"],
+            ):
+                return None
+            new = self.cluster.nodes[int(info["raft_leader_id"])]
+            return new if raft_info(new)["raft_role"] == "leader" else None
+
+        new = wait_until(
+            new_leader,
+            timeout=20,
+            message=f"node {leader.node_id} to hand leadership to a follower",
+            ignore=(redis.RedisError,),
+        )
+        self.assertGreater(int(raft_info(new)["raft_term"]), term)
         # From a follower, the request is forwarded to the leader.
         follower = next(n for n in self.cluster.nodes if n is not new)
         self.assertEqual(

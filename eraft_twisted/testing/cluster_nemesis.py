@@ -39,6 +39,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..hashslot import SLOTS
 from .cluster_procs import ShardedCluster
 from .harness import Background, EventLog
 from .kvgroup import KVGroup
@@ -361,7 +362,7 @@ class Mover(Background):
     def loop(self) -> None:
         while not self._stop.wait(self.rng.uniform(0.2, 1.5)):
             size = self.rng.randint(1, self.max_slots)
-            lo = self.rng.randrange(16384 - size + 1)
+            lo = self.rng.randrange(SLOTS - size + 1)
             self.move(lo, lo + size - 1)
 
     def move(self, lo: int, hi: int) -> None:

@@ -7,11 +7,13 @@ storage uses are declared.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Literal, Protocol, overload
+from collections.abc import Callable, Iterable, Iterator
+from typing import Literal, Protocol, TypeVar, overload
 
 from .errors import StorageCorrupt
 from .layout import prefix_stop
+
+T = TypeVar("T")
 
 
 class KeyReader(Protocol):
@@ -88,12 +90,13 @@ def require(view: KeyReader, key: bytes, where: str) -> bytes:
     return bytes(value)
 
 
-def delete_range(db: DB, start: bytes, stop: bytes, chunk: int) -> int:
-    """Delete every key in ``[start, stop)`` in batches of ``chunk``; returns the count."""
+def in_batches(db: DB, items: Iterable[T], chunk: int, add: Callable[[WriteBatch, T], None]) -> int:
+    """``add`` each item to a write batch, writing one batch per ``chunk``
+    items (so a crash keeps whole chunks); returns the count."""
     count = 0
     batch = db.write_batch()
-    for key in db.iterator(start=start, stop=stop, include_value=False):
-        batch.delete(key)
+    for item in items:
+        add(batch, item)
         count += 1
         if count % chunk == 0:
             batch.write()
@@ -101,6 +104,12 @@ def delete_range(db: DB, start: bytes, stop: bytes, chunk: int) -> int:
     if count % chunk:
         batch.write()
     return count
+
+
+def delete_range(db: DB, start: bytes, stop: bytes, chunk: int) -> int:
+    """Delete every key in ``[start, stop)`` in batches of ``chunk``; returns the count."""
+    keys = db.iterator(start=start, stop=stop, include_value=False)
+    return in_batches(db, keys, chunk, lambda batch, key: batch.delete(key))
 
 
 def delete_prefix(db: DB, prefix: bytes, chunk: int) -> int:

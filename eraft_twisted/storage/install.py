@@ -20,7 +20,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from eraft_twisted.raft.types import Entry, Snapshot, SnapshotMeta
 
 from .base import StorageBase
-from .db import DB, delete_prefix
+from .db import DB, WriteBatch, delete_prefix, in_batches
 from .layout import (
     APPLIED_KEY,
     CONF_STATE_KEY,
@@ -63,17 +63,12 @@ def finish_install(db: DB, sync: bool, chunk: int = INSTALL_CHUNK) -> bool:
         delete_prefix(db, SM_PREFIX, chunk)
         db.put(INSTALL_KEY, pack(INSTALL_MOVE))
     n = len(STAGING_PREFIX)
-    batch = db.write_batch()
-    count = 0
-    for key, value in db.iterator(prefix=STAGING_PREFIX):
-        batch.put(key[n:], value)
-        batch.delete(key)
-        count += 1
-        if count % chunk == 0:
-            batch.write()
-            batch = db.write_batch()
-    if count % chunk:
-        batch.write()
+
+    def move(batch: WriteBatch, item: tuple[bytes, bytes]) -> None:
+        batch.put(item[0][n:], item[1])
+        batch.delete(item[0])
+
+    in_batches(db, db.iterator(prefix=STAGING_PREFIX), chunk, move)
     db.delete(INSTALL_KEY, sync=sync)
     return True
 

@@ -60,7 +60,6 @@ class KVApplication:
                     f"starting {e.data[:64]!r}): {err}"
                 ) from err
             self.store.stage(writes)
-            self.store.track_expiry(writes)
             results.append(result)
         d = self.store.flush(entries[-1].index, conf_state)
         d.addErrback(lambda f: log.failure("persisting applied entries failed", f))

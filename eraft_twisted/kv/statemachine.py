@@ -15,13 +15,32 @@ from __future__ import annotations
 import inspect
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Protocol, TypeAlias
+from typing import Protocol
 
 import msgpack
 
 from ..hashslot import SLOTS
+from ..storage import layout
+from .collection import RowStore, op_keys
+from .hashes import HashOps
+from .keys import KeyOps
+from .lists import ListOps
+from .records import (
+    KeyType,
+    is_live,
+    pack_string,
+    record_expire,
+    record_type,
+    string_value,
+    with_expire,
+)
+from .results import MALFORMED, Applied, OpError, Refused, Result, WrongType
+from .results import OK as OK
+from .results import WRONGTYPE as WRONGTYPE
+from .results import Writes as Writes
+from .sets import SetOps
+from .zsets import ZSetOps
 
 _EXP = struct.Struct(">q")
 INT64_MIN = -(2**63)
@@ -49,6 +68,8 @@ class Op(IntEnum):
     NOTIFIED = 16
     INSTALL_AT = 17
     TICK = 18
+    INSTALL_ROWS = 19
+    DROP_ROWS = 20
 
 
 # How each client write op carries its keys in its first argument: one
@@ -74,64 +95,35 @@ class SetCond(IntEnum):
 KEEPTTL = -1
 """``expire_at`` value of a SET that keeps the key's current TTL."""
 
-OK = "OK"
-"""Result of a write that replies ``+OK``."""
-
-
-@dataclass(frozen=True)
-class OpError:
-    """An operation that applied as a refusal: the command layer replies
-    ``-CODE message``. Results of apply are not stored; one that is sent to
-    the follower that forwarded the write travels as :meth:`to_wire`."""
-
-    code: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.message}"
-
-    def to_wire(self) -> dict[str, str]:
-        """``{"err": "CODE message"}``: how a forwarded result carries it
-        (and what versions before :class:`OpError` sent)."""
-        return {"err": str(self)}
-
-    @classmethod
-    def from_wire(cls, value: object) -> OpError | None:
-        """The error a forwarded result carries, or None if it is no error."""
-        if isinstance(value, dict) and len(value) == 1:
-            text = value.get("err")
-            if isinstance(text, str):
-                code, _, message = text.partition(" ")
-                return cls(code, message)
-        return None
-
-
-Result: TypeAlias = bytes | str | int | OpError | None
-"""What applying an operation answers (``OK`` for ``+OK``)."""
-
-Writes: TypeAlias = list[tuple[bytes, bytes | None]]
-"""``(key, record or None to delete)`` changes an operation makes."""
-
-Applied: TypeAlias = tuple[Result, Writes]
-
-MALFORMED = OpError("ERR", "malformed operation")
-
-
 _STAMP = struct.Struct(">Q")
-_STAMP_AT = slice(3, 3 + _STAMP.size)
 
 
-def encode_op(op: Op, now_ms: int, *args: object) -> bytes:
-    """Serialise a write for the log: a msgpack array whose time is always a
-    uint64 at bytes 3..10, so the leader can restamp it without decoding."""
-    head = bytes((0x90 | (2 + len(args)), int(op), 0xCF)) + _STAMP.pack(max(0, now_ms))
+def encode_op(op: Op | str, now_ms: int, *args: object) -> bytes:
+    """Serialise a write for the log: a msgpack array (at most 15 elements)
+    of the op (a code, or the name of a named op, as a fixstr), then the
+    time as a uint64 right after it, so the leader can restamp it without
+    decoding."""
+    if len(args) > 13:
+        raise ValueError("an operation takes at most 13 arguments")
+    code = bytes((int(op),)) if isinstance(op, Op) else msgpack.packb(op)
+    head = bytes((0x90 | (2 + len(args)),)) + code + b"\xcf" + _STAMP.pack(max(0, now_ms))
     return head + b"".join(msgpack.packb(a, use_bin_type=True) for a in args)
+
+
+def _stamp_at(data: bytes) -> int:
+    """Where the time of an :func:`encode_op` entry is, or -1."""
+    if len(data) < 3 or data[0] & 0xF0 != 0x90:
+        return -1
+    first = data[1]
+    at = 2 if first < 0x80 else 2 + (first & 0x1F) if first & 0xE0 == 0xA0 else -1
+    return at + 1 if 0 < at < len(data) - 8 and data[at] == 0xCF else -1
 
 
 def stamp_op(data: bytes, now_ms: int) -> bytes:
     """``data`` with its time replaced by ``now_ms`` (the leader's clock)."""
-    if len(data) > 10 and data[0] & 0xF0 == 0x90 and data[2] == 0xCF:
-        return data[:3] + _STAMP.pack(max(0, now_ms)) + data[11:]
+    at = _stamp_at(data)
+    if at > 0:
+        return data[:at] + _STAMP.pack(max(0, now_ms)) + data[at + 8 :]
     try:  # written by an older version: any msgpack int
         op, _, *args = msgpack.unpackb(data, raw=False)
         return encode_op(op, now_ms, *args)
@@ -156,23 +148,24 @@ class ApplyError(Exception):
     """Applying a committed entry raised: the node must stop (fail-stop)."""
 
 
-def pack_record(value: bytes, expire_at: int) -> bytes:
-    return _EXP.pack(expire_at) + value
+def pack_record(value: bytes, expire_at: int, rev: int = 0) -> bytes:
+    """A string's record (see :mod:`.records`)."""
+    return pack_string(value, expire_at, rev)
 
 
 def unpack_record(record: bytes) -> tuple[bytes, int]:
-    """(value, expire_at_ms) of a stored record."""
-    return record[8:], _EXP.unpack_from(record, 0)[0]
+    """(value, expire_at_ms) of a string's record (either form)."""
+    return string_value(record), record_expire(record)
 
 
 def live_value(record: bytes | None, now_ms: int) -> bytes | None:
-    """The value of a record unless it is absent or expired at ``now_ms``."""
-    if record is None:
+    """The string value of a record unless it is absent or expired at
+    ``now_ms``; :class:`WrongType` if it holds another type."""
+    if record is None or not is_live(record, now_ms):
         return None
-    value, exp = unpack_record(record)
-    if exp and exp <= now_ms:
-        return None
-    return value
+    if record[0] & 0x80 and record_type(record) != KeyType.STRING:
+        raise WrongType()
+    return string_value(record)
 
 
 def parse_int(value: bytes) -> int | None:
@@ -217,24 +210,16 @@ class WholeKeySpace:
         return [(0, SLOTS - 1)]
 
 
-class StateStore(Protocol):
+class StateStore(RowStore, Protocol):
     """What applying reads and stages besides the writes it returns (a
     :class:`~eraft_twisted.kv.store.KVStore`)."""
-
-    def get_record(self, key: bytes) -> bytes | None:
-        """The record of ``key`` as of the last applied entry."""
-        ...
-
-    def stage_meta(self, name: bytes, value: bytes | None) -> None: ...
-
-    def meta_items(self, prefix: bytes) -> list[tuple[bytes, bytes]]: ...
 
     def clear_all(self) -> None: ...
 
     def clear_slots(self, lo: int, hi: int) -> None: ...
 
 
-class KVStateMachine:
+class KVStateMachine(HashOps, SetOps, ListOps, ZSetOps, KeyOps):
     """Applies write operations against a :class:`~eraft_twisted.kv.store.KVStore`.
 
     ``apply(data)`` returns ``(result, writes)``: the client-visible result
@@ -242,6 +227,8 @@ class KVStateMachine:
     index. It reads through ``store.get_record`` which already reflects all
     earlier applied writes.
     """
+
+    store: StateStore
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
@@ -259,22 +246,54 @@ class KVStateMachine:
         is a bug that would let replicas diverge: :class:`ApplyError`."""
         try:
             op, now, *args = msgpack.unpackb(data, raw=False)
-            name = Op(op).name.lower()
-            handler: Callable[..., Applied] = getattr(self, "_" + name)
-            lo, hi = arities(type(self))[name]
-            if not lo <= len(args) <= hi or not isinstance(now, int):
-                raise TypeError(name)
+            if not isinstance(now, int):
+                raise TypeError("time")
+            name, handler, keys = self._resolve(op, len(args))
         except Exception:
             return MALFORMED, []
         self._advance_time(now)
         try:
-            if self.shards.sharded() and op in _KEY_ARGS:
-                refused = self._refuse(Op(op), args[0])
-                if refused is not None:
-                    return refused, []
+            if keys != "none" and self.shards.sharded():
+                for key in op_keys(keys, args):
+                    refused = self.shards.check_key(key)
+                    if refused is not None:
+                        return refused, []
             return handler(self.log_time, *args)
+        except Refused as r:
+            return r.err, []
         except Exception as e:
-            raise ApplyError(f"applying {Op(op).name} failed: {e!r}") from e
+            raise ApplyError(f"applying {name.upper()} failed: {e!r}") from e
+
+    def _resolve(self, op: object, argc: int) -> tuple[str, Callable[..., Applied], str]:
+        """(name, handler, where its keys are) of a decoded op code; raises
+        if there is no such op or ``argc`` does not fit it."""
+        if isinstance(op, str):
+            spec = named_ops(type(self)).get(op)
+            if spec is None:
+                raise KeyError(op)
+            lo, hi, keys, _ = spec
+            handler: Callable[..., Applied] = getattr(self, "op_" + op)
+            name = op
+        else:
+            code = Op(int(op))  # type: ignore[call-overload]
+            name = code.name.lower()
+            handler = getattr(self, "_" + name)
+            lo, hi = arities(type(self))[name]
+            keys = _KEY_ARGS.get(code, "none")
+        if not lo <= argc <= hi:
+            raise TypeError(name)
+        return name, handler, keys
+
+    def read(self, name: str, args: list[object]) -> Result:
+        """Answer the read op ``name`` on the applied state at the log's time."""
+        spec = named_ops(type(self)).get(name)
+        if spec is None or spec[3] != "read" or not spec[0] <= len(args) <= spec[1]:
+            raise KeyError(name)
+        try:
+            result, _ = getattr(self, "op_" + name)(self.log_time, *args)
+        except Refused as r:
+            return r.err
+        return result
 
     def _advance_time(self, t: int) -> None:
         """Move ``log_time`` up to ``t`` (never back), as replicated state."""
@@ -290,92 +309,82 @@ class KVStateMachine:
                 return
         self.log_time = 0
 
-    def _refuse(self, op: Op, first: Any) -> OpError | None:
-        """The refusal if this group does not serve a key of the operation
-        (whose first argument is ``first``) now.
-
-        Checked at apply time, so it is ordered with the config changes."""
-        kind = _KEY_ARGS[op]
-        keys = [first] if kind == "one" else first if kind == "list" else first[::2]
-        for key in keys:
-            refused = self.shards.check_key(key)
-            if refused is not None:
-                return refused
-        return None
+    def _string(self, value: bytes, expire_at: int) -> bytes:
+        return pack_string(value, expire_at, self.next_rev())
 
     def _set(
         self, now: int, key: bytes, value: bytes, expire_at: int, cond: int, get: bool
     ) -> Applied:
-        record = self.store.get_record(key)
-        old = live_value(record, now)
-        if (cond == SetCond.NX and old is not None) or (cond == SetCond.XX and old is None):
+        record = self.live_record(key, now)
+        # SET replaces a value of any type; SET ... GET answers WRONGTYPE.
+        is_string = record is not None and record_type(record) == KeyType.STRING
+        if get and record is not None and not is_string:
+            raise WrongType()
+        old = string_value(record) if record is not None and is_string else None
+        exists = record is not None
+        if (cond == SetCond.NX and exists) or (cond == SetCond.XX and not exists):
             return (old if get else None), []
         if expire_at == KEEPTTL:
-            expire_at = unpack_record(record)[1] if old is not None and record else 0
+            expire_at = record_expire(record) if record is not None else 0
         else:
             expire_at = _deadline(expire_at, now)
+        self.bury_key(key)
         if expire_at and expire_at <= now:
             return (old if get else OK), [(key, None)]
-        return (old if get else OK), [(key, pack_record(value, expire_at))]
+        return (old if get else OK), [(key, self._string(value, expire_at))]
 
     def _mset(self, now: int, pairs: list[bytes]) -> Applied:
         writes: dict[bytes, bytes | None] = {}
         for i in range(0, len(pairs) - 1, 2):
-            writes[pairs[i]] = pack_record(pairs[i + 1], 0)
+            if pairs[i] not in writes:
+                self.bury_key(pairs[i])
+            writes[pairs[i]] = self._string(pairs[i + 1], 0)
         return OK, list(writes.items())
 
     def _del(self, now: int, keys: list[bytes]) -> Applied:
-        seen: set[bytes] = set()
-        writes: Writes = []
         count = 0
-        for k in keys:
-            if k in seen:
-                continue
-            seen.add(k)
-            record = self.store.get_record(k)
-            if record is not None:
-                writes.append((k, None))
-                if live_value(record, now) is not None:
-                    count += 1
-        return count, writes
+        for k in dict.fromkeys(keys):
+            if self.delete_key(k, now):
+                count += 1
+        return count, []
 
     def _getdel(self, now: int, key: bytes) -> Applied:
         record = self.store.get_record(key)
         if record is None:
             return None, []
-        return live_value(record, now), [(key, None)]
+        value = live_value(record, now)
+        return value, [(key, None)]
 
     def _incrby(self, now: int, key: bytes, delta: int) -> Applied:
         record = self.store.get_record(key)
         old = live_value(record, now)
         expire_at = 0
         current = 0
-        if old is not None:
+        if old is not None and record is not None:
             parsed = parse_int(old)
             if parsed is None:
                 return OpError("ERR", "value is not an integer or out of range"), []
             current = parsed
-            expire_at = unpack_record(record)[1] if record else 0
+            expire_at = record_expire(record)
         new = current + delta
         if new < INT64_MIN or new > INT64_MAX:
             return OpError("ERR", "increment or decrement would overflow"), []
-        return new, [(key, pack_record(str(new).encode(), expire_at))]
+        return new, [(key, self._string(str(new).encode(), expire_at))]
 
     def _append(self, now: int, key: bytes, value: bytes) -> Applied:
         record = self.store.get_record(key)
         old = live_value(record, now)
-        if old is None:
-            return len(value), [(key, pack_record(value, 0))]
+        if old is None or record is None:
+            return len(value), [(key, self._string(value, 0))]
         new = old + value
-        return len(new), [(key, pack_record(new, unpack_record(record)[1] if record else 0))]
+        return len(new), [(key, self._string(new, record_expire(record)))]
 
     def _expireat(self, now: int, key: bytes, at: int | list[int], cond: str) -> Applied:
         at_ms = _deadline(at, now)
-        record = self.store.get_record(key)
-        old = live_value(record, now)
-        if old is None or record is None:
+        record = self.live_record(key, now)
+        if record is None:
             return 0, []
-        current = unpack_record(record)[1]
+        current = record_expire(record)
         if cond == "NX" and current:
             return 0, []
         if cond == "XX" and not current:
@@ -385,25 +394,37 @@ class KVStateMachine:
         if cond == "LT" and current and at_ms >= current:
             return 0, []
         if at_ms <= now:
-            return 1, [(key, None)]
-        return 1, [(key, pack_record(old, at_ms))]
+            self.delete_key(key, now)
+            return 1, []
+        return 1, [(key, with_expire(record, at_ms, self.next_rev()))]
 
     def _persist(self, now: int, key: bytes) -> Applied:
-        record = self.store.get_record(key)
-        old = live_value(record, now)
-        if old is None or record is None or not unpack_record(record)[1]:
+        record = self.live_record(key, now)
+        if record is None or not record_expire(record):
             return 0, []
-        return 1, [(key, pack_record(old, 0))]
+        return 1, [(key, with_expire(record, 0, self.next_rev()))]
 
     def _expire_sweep(self, now: int, keys: list[bytes]) -> Applied:
-        writes: Writes = []
+        count = 0
         for k in keys:
             if self.shards.check_key(k) is not None:
                 continue  # not ours (any more): its owner expires it
             record = self.store.get_record(k)
-            if record is not None and live_value(record, now) is None:
-                writes.append((k, None))
-        return len(writes), writes
+            if record is not None and not is_live(record, now):
+                self.delete_key(k, now)
+                count += 1
+        return count, []
+
+    def _drop_rows(
+        self, now: int, slot: int, version: int, subs: list[bytes], done: bool
+    ) -> Applied:
+        """Remove rows of a dead collection version (the leader lists them);
+        ``done``: they were the last, the marker goes too."""
+        for sub in subs:
+            self.store.stage_row(layout.row_key(slot, version, sub), None)
+        if done:
+            self.store.stage_row(layout.garbage_key(slot, version), None)
+        return len(subs), []
 
     def _tick(self, now: int) -> Applied:
         # Only moves log_time (apply did that): keys with a deadline expire
@@ -436,6 +457,7 @@ class KVStateMachine:
         """Reload what this state machine keeps besides the data."""
         self.load_members()
         self.load_time()
+        self.load_rev()
 
 
 def _arity(fn: Callable[..., Applied]) -> tuple[int, int]:
@@ -456,4 +478,24 @@ def arities(cls: type) -> dict[str, tuple[int, int]]:
             for op in Op
             if hasattr(cls, "_" + op.name.lower())
         }
+    return table
+
+
+_NAMED: dict[type, dict[str, tuple[int, int, str, str]]] = {}
+
+
+def named_ops(cls: type) -> dict[str, tuple[int, int, str, str]]:
+    """Name -> (required, total arguments, where its keys are, "read" or
+    "write") of the named operations ``cls`` has (``op_<name>`` methods
+    marked with ``write_op`` / ``read_op``)."""
+    table = _NAMED.get(cls)
+    if table is None:
+        table = {}
+        for attr in dir(cls):
+            fn = getattr(cls, attr)
+            kind = getattr(fn, "op_kind", None)
+            if attr.startswith("op_") and kind is not None:
+                lo, hi = _arity(fn)
+                table[attr[3:]] = (lo, hi, fn.op_keys, kind)
+        _NAMED[cls] = table
     return table

@@ -35,8 +35,11 @@ from twisted.internet.interfaces import IReactorTime
 from ..hashslot import SLOTS, key_hash_slot
 from ..raft.types import ConfState
 from ..storage import layout
+from ..storage.db import merge_changes
 from ..storage.leveldb import LevelDBStorage
-from .statemachine import Writes, live_value, unpack_record
+from .records import KeyType, is_live, record_expire, record_type
+from .results import Writes, WrongType
+from .statemachine import live_value
 
 T = TypeVar("T")
 
@@ -117,6 +120,8 @@ class KVStore:
         self.storage = storage
         self._staged: dict[bytes, bytes | None] = {}
         self._staged_meta: dict[bytes, bytes | None] = {}
+        self._staged_rows: dict[bytes, bytes | None] = {}
+        """Collection rows and garbage markers by DB key (``layout.row_key``)."""
         self._deadlines: dict[bytes, int] = {}
         """Key -> deadline of every key with a TTL (the expiry index)."""
         self._expiry: list[tuple[int, bytes]] = []
@@ -133,6 +138,25 @@ class KVStore:
             return self._after_clear.get(key)
         return self.storage.get(key)
 
+    def get_row(self, db_key: bytes) -> bytes | None:
+        """A collection row (or garbage marker) as of the last applied entry."""
+        if db_key in self._staged_rows:
+            return self._staged_rows[db_key]
+        return self.storage.get_raw(db_key)
+
+    def stage_row(self, db_key: bytes, value: bytes | None) -> None:
+        """Write (None: delete) a row; visible to reads at once."""
+        self._staged_rows[db_key] = value
+
+    def iterate_rows(
+        self, start: bytes, stop: bytes, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """``(db key, value)`` rows in ``[start, stop)`` as of now (applied
+        writes included). The caller bounds how far it reads."""
+        staged = {k: v for k, v in self._staged_rows.items() if start <= k < stop}
+        base = self.storage.iterate(start, stop, reverse)
+        return merge_changes(base, staged, reverse) if staged else base
+
     def _cleared(self, key: bytes) -> bool:
         if not self._clearing:
             return False
@@ -147,6 +171,9 @@ class KVStore:
     def clear_slots(self, lo: int, hi: int) -> None:
         """Every key of slots lo..hi is gone now (the disk catches up)."""
         self._staged = {k: v for k, v in self._staged.items() if not lo <= key_hash_slot(k) <= hi}
+        self._staged_rows = {
+            k: v for k, v in self._staged_rows.items() if not lo <= layout.slot_of(k) <= hi
+        }
         self._after_clear = {
             k: v for k, v in self._after_clear.items() if not lo <= key_hash_slot(k) <= hi
         }
@@ -166,13 +193,28 @@ class KVStore:
         d.addBoth(done)
 
     def get(self, key: bytes, now_ms: int) -> bytes | None:
-        """The live value of ``key`` at ``now_ms``."""
+        """The live string value of ``key`` at ``now_ms``; :class:`WrongType`
+        if it holds another type."""
         return live_value(self.get_record(key), now_ms)
 
+    def get_string(self, key: bytes, now_ms: int) -> bytes | None:
+        """Like :meth:`get`, but None for a key of another type (MGET)."""
+        try:
+            return live_value(self.get_record(key), now_ms)
+        except WrongType:
+            return None
+
+    def key_type(self, key: bytes, now_ms: int) -> KeyType | None:
+        """The type of the live value of ``key``, or None."""
+        record = self.get_record(key)
+        return record_type(record) if record is not None and is_live(record, now_ms) else None
+
     def stage(self, writes: Writes) -> None:
-        """Make applied changes visible at once; :meth:`flush` persists them."""
+        """Make applied changes visible at once (the expiry index too);
+        :meth:`flush` persists them."""
         for k, v in writes:
             self._staged[k] = v
+        self.track_expiry(writes)
 
     def flush(
         self, applied_index: int, conf_state: ConfState | None = None
@@ -181,8 +223,10 @@ class KVStore:
         ops = [(layout.data_key(k), v) for k, v in self._staged.items()]
         if self._clearing:
             self._after_clear.update(self._staged)
+        ops.extend(self._staged_rows.items())
         ops.extend(self._staged_meta.items())
         self._staged = {}
+        self._staged_rows = {}
         self._staged_meta = {}
         return self.storage.apply_ops(ops, applied_index, conf_state)
 
@@ -201,6 +245,7 @@ class KVStore:
     def reset(self) -> None:
         """Drop cached state after the data was replaced by a snapshot."""
         self._staged = {}
+        self._staged_rows = {}
         self._deadlines = {}
         self._expiry = []
 
@@ -238,6 +283,7 @@ class KVStore:
         now_ms: int,
         served: Callable[[int], bool] | None = None,
         end: int = SLOTS,
+        kind: KeyType | None = None,
     ) -> defer.Deferred[tuple[int, list[bytes]]]:
         """SCAN by hash slot: returns (next cursor, keys); cursor 0 = done.
 
@@ -253,7 +299,9 @@ class KVStore:
             slot = cursor
             while slot < end:
                 if served is None or served(slot):
-                    keys.extend(self._slot_keys(snap, overlay, slot, slot, now_ms, regex))
+                    keys.extend(
+                        self._slot_keys(snap, overlay, slot, slot, now_ms, regex, None, kind)
+                    )
                 slot += 1
                 if len(keys) >= count:
                     break
@@ -287,7 +335,7 @@ class KVStore:
         keys with a TTL, however often they are rewritten."""
         deadlines = self._deadlines
         for k, rec in writes:
-            exp = unpack_record(rec)[1] if rec is not None else 0
+            exp = record_expire(rec) if rec is not None else 0
             if not exp:
                 deadlines.pop(k, None)
             elif deadlines.get(k) != exp:
@@ -312,7 +360,7 @@ class KVStore:
             start, stop = layout.data_range(0, SLOTS - 1)
             found = []
             for dbk, rec in snap.iterator(start=start, stop=stop):
-                if unpack_record(rec)[1]:
+                if record_expire(rec):
                     found.append((layout.user_key(dbk), rec))
             return found
 
@@ -336,7 +384,7 @@ class KVStore:
             if self._deadlines.get(k) != exp:
                 continue
             rec = self.get_record(k)
-            if rec is not None and unpack_record(rec)[1] == exp:
+            if rec is not None and record_expire(rec) == exp:
                 found.append(k)
             else:  # gone since the index learnt it (a start-up scan race)
                 del self._deadlines[k]
@@ -359,6 +407,7 @@ class KVStore:
         now_ms: int | None,
         regex: re.Pattern[bytes] | None,
         served: Callable[[int], bool] | None = None,
+        kind: KeyType | None = None,
     ) -> list[bytes]:
         start, stop = layout.data_range(lo, hi)
         result: list[bytes] = []
@@ -368,7 +417,9 @@ class KVStore:
                 continue
             if served is not None and not served(layout.slot_of(dbk)):
                 continue
-            if now_ms is not None and live_value(rec, now_ms) is None:
+            if now_ms is not None and not is_live(rec, now_ms):
+                continue
+            if kind is not None and record_type(rec) != kind:
                 continue
             if regex is None or regex.match(k):
                 result.append(k)
@@ -376,7 +427,9 @@ class KVStore:
             slot = key_hash_slot(k)
             if staged is None or not lo <= slot <= hi or (served is not None and not served(slot)):
                 continue
-            if now_ms is not None and live_value(staged, now_ms) is None:
+            if now_ms is not None and not is_live(staged, now_ms):
+                continue
+            if kind is not None and record_type(staged) != kind:
                 continue
             if regex is None or regex.match(k):
                 result.append(k)

@@ -30,10 +30,17 @@ from ..shard.migration import ShardDriver
 from ..shard.statemachine import ShardedStateMachine
 from .admin import ConfigCommands, RaftAdmin
 from .cluster import ClusterCommands, Shard, ShardNode, node_name
+from .datacmd import DataCommands
+from .garbage import GarbageCollector
+from .hashes import HashCommands
 from .info import InfoBuilder, Progress, raft_fields
+from .keys import KeyCommands
+from .lists import ListCommands
 from .migration import MigrationCommands
 from .seams import Answer, ClientLimits, NodeSettings, RaftStatus
+from .sets import SetCommands
 from .strings import KVCommands
+from .zsets import SortedSetCommands
 
 SWEEP_INTERVAL = 0.05
 """Seconds between the leader's looks at the expiry index: how late, at
@@ -243,6 +250,7 @@ class KVServer(RaftGroupServer):
 
     def start_listeners(self) -> None:
         self.commands = KVCommands(self.node, self.store, self.reactor, self.sm)
+        self.garbage = GarbageCollector(self.node, self.store, self.storage)
         table = CommandTable()
         self.resp_factory = RespServerFactory(
             table,
@@ -269,6 +277,9 @@ class KVServer(RaftGroupServer):
             table, {"version": REDIS_VERSION, "role": "master", "mode": "standalone"}
         )
         self.commands.register(table)
+        self.data = DataCommands(self.node, self.sm, self.reactor)
+        for kind in (HashCommands, SetCommands, ListCommands, SortedSetCommands, KeyCommands):
+            kind(self.data).register(table)
         table.register("info", -1, ["readonly"], self._info, first_key=0, last_key=0)
         table.register("raft.info", 1, ["readonly"], self._raft_info, first_key=0, last_key=0)
         RaftAdmin(self.node).register(table)
@@ -292,8 +303,11 @@ class KVServer(RaftGroupServer):
     def _sweep(self) -> defer.Deferred[object]:
         if self.node is None or not self.node.is_leader:
             return defer.succeed(None)
-        d = self.commands.sweep_expired(int(self.node.wall_clock() * 1000))
+        now_ms = int(self.node.wall_clock() * 1000)
+        d = self.commands.sweep_expired(now_ms)
         d.addErrback(lambda f: log.debug("expiry sweep failed: {f}", f=f.value))
+        g = self.garbage.sweep(now_ms)
+        g.addErrback(lambda f: log.debug("removing dead collection rows failed: {f}", f=f.value))
         return d
 
     def stopService(self) -> defer.Deferred[None]:

@@ -34,7 +34,7 @@ class MigrationCommands:
         self.now_ms = now_ms
 
     def register(self, table: CommandTable) -> None:
-        table.register("eraft.migrate.pull", 6, ["admin"], self.pull, 0, 0, 0)
+        table.register("eraft.migrate.pull", -6, ["admin"], self.pull, 0, 0, 0)
         table.register("eraft.migrate.release", 4, ["admin"], self.release, 0, 0, 0)
 
     @staticmethod
@@ -45,12 +45,18 @@ class MigrationCommands:
             raise CommandError("value is not an integer or out of range") from None
 
     def pull(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[Chunk]:
-        """``num lo hi cursor count``: up to ``count`` items of slots lo..hi
-        after key ``cursor``, once this group has handed them over at
-        config ``num``; replies ``[next cursor or "", [key, record, ...]]``."""
+        """``num lo hi cursor count [RAW]``: up to ``count`` items of slots
+        lo..hi after key ``cursor``, once this group has handed them over at
+        config ``num``; replies ``[next cursor or "", [key, record, ...],
+        log time]``. With ``RAW`` the keys are DB keys of every slot area
+        (records, collection rows, garbage markers), else user keys and
+        their records only (what nodes before collections pulled)."""
         num, lo, hi = self._ints(argv[1:4])
         cursor = argv[4] or None
         (count,) = self._ints(argv[5:6])
+        if len(argv) > 7 or (len(argv) == 7 and argv[6].upper() != b"RAW"):
+            raise CommandError("syntax error")
+        raw = len(argv) == 7
 
         def check() -> int:
             if not self.sm.shards.frozen_for(num, lo, hi):
@@ -63,7 +69,10 @@ class MigrationCommands:
 
         def read(log_time: int) -> defer.Deferred[Chunk]:
             def chunk() -> Chunk:
-                items = list(self.storage.scan(lo, hi, start_after=cursor, count=count))
+                if raw:
+                    items = list(self.storage.scan_areas(lo, hi, cursor, count))
+                else:
+                    items = list(self.storage.scan(lo, hi, start_after=cursor, count=count))
                 flat = [x for kv in items for x in kv]
                 nxt = items[-1][0] if len(items) == count else b""
                 return [nxt, flat, log_time]

@@ -14,6 +14,8 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 
 from ..hashslot import SLOTS, key_hash_slot
+from ..kv.records import TYPE_BY_NAME, TYPE_NAMES, KeyType, is_live, record_expire
+from ..kv.results import Refused
 from ..kv.statemachine import (
     KEEPTTL,
     Op,
@@ -21,7 +23,6 @@ from ..kv.statemachine import (
     encode_op,
     parse_int,
     relative,
-    unpack_record,
 )
 from ..kv.store import KVStore
 from ..resp.commands import CommandError, CommandTable
@@ -87,7 +88,10 @@ class KVCommands:
         def checked() -> T:
             # After the read barrier: ownership as of the state we read.
             self._check_keys(keys)
-            return fn()
+            try:
+                return fn()
+            except Refused as r:  # WRONGTYPE
+                raise refusal(r.err) from None
 
         return self.node.read(checked).addErrback(raft_failure)
 
@@ -159,13 +163,16 @@ class KVCommands:
     def mget(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         keys = argv[1:]
         self._same_slot(keys)
-        return self._read(lambda: [self.store.get(k, self.log_time_ms()) for k in keys], keys)
+        return self._read(
+            lambda: [self.store.get_string(k, self.log_time_ms()) for k in keys], keys
+        )
 
     def exists(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         keys = argv[1:]
         self._same_slot(keys)
         return self._read(
-            lambda: sum(1 for k in keys if self.store.get(k, self.log_time_ms()) is not None), keys
+            lambda: sum(1 for k in keys if self.store.key_type(k, self.log_time_ms()) is not None),
+            keys,
         )
 
     def strlen(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
@@ -176,8 +183,8 @@ class KVCommands:
         key = argv[1]
 
         def kind() -> SimpleString:
-            found = self.store.get(key, self.log_time_ms()) is not None
-            return SimpleString("string" if found else "none")
+            found = self.store.key_type(key, self.log_time_ms())
+            return SimpleString("none" if found is None else TYPE_NAMES[found])
 
         return self._read(kind, [key])
 
@@ -185,9 +192,9 @@ class KVCommands:
         def ttl() -> int:
             now = self.log_time_ms()
             record = self.store.get_record(key)
-            if record is None or self.store.get(key, now) is None:
+            if record is None or not is_live(record, now):
                 return -2
-            exp = unpack_record(record)[1]
+            exp = record_expire(record)
             if not exp:
                 return -1
             left = exp - now
@@ -196,13 +203,13 @@ class KVCommands:
         return self._read(ttl, [key])
 
     @staticmethod
-    def _scan_args(argv: list[bytes]) -> tuple[int, int, bytes | None, bool]:
-        """(cursor, count, match, only strings?) of ``SCAN cursor [MATCH p]
-        [COUNT n] [TYPE t]``; a TYPE other than string matches nothing."""
+    def _scan_args(argv: list[bytes]) -> tuple[int, int, bytes | None, KeyType | None, bool]:
+        """(cursor, count, match, type, any?) of ``SCAN cursor [MATCH p]
+        [COUNT n] [TYPE t]``; a TYPE that is no type matches nothing."""
         cursor = _int_arg(argv[1])
         if cursor < 0:
             raise CommandError("invalid cursor")
-        count, match, strings = 10, None, True
+        count, match, kind, anything = 10, None, None, True
         i = 2
         while i < len(argv):
             opt = argv[i].lower()
@@ -215,21 +222,22 @@ class KVCommands:
             elif opt == b"match":
                 match = argv[i + 1]
             elif opt == b"type":
-                strings = argv[i + 1].lower() == b"string"
+                kind = TYPE_BY_NAME.get(argv[i + 1].lower())
+                anything = kind is not None
             else:
                 raise _syntax()
             i += 2
-        return cursor, count, match, strings
+        return cursor, count, match, kind, anything
 
     def scan(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         """This node's keys (in a sharded group: of the slots it serves, as
         SCAN on a Redis Cluster node); the cursor is the next slot."""
-        cursor, count, match, strings = self._scan_args(argv)
-        if not strings:
+        cursor, count, match, kind, anything = self._scan_args(argv)
+        if not anything:
             return [b"0", []]
 
         def run() -> defer.Deferred[list[bytes | list[bytes]]]:
-            d = self.store.scan(cursor, count, match, self.log_time_ms(), self._served())
+            d = self.store.scan(cursor, count, match, self.log_time_ms(), self._served(), kind=kind)
             return d.addCallback(lambda r: [str(r[0]).encode(), r[1]])
 
         return self._read(lambda: None).addCallback(lambda _: run())
@@ -241,7 +249,7 @@ class KVCommands:
         router's cursor visits every slot once, at whichever group owns it
         then: a key present for the whole iteration is returned exactly
         once, even while its slot moves."""
-        cursor, count, match, strings = self._scan_args(argv)
+        cursor, count, match, kind, anything = self._scan_args(argv)
         if cursor >= SLOTS:
             return [b"0", []]
 
@@ -253,9 +261,9 @@ class KVCommands:
                 if refused is not None:
                     raise refusal(refused)
                 end = shards.served_until(cursor + 1)
-            if not strings:
+            if not anything:
                 return [str(0 if end >= SLOTS else end).encode(), []]
-            d = self.store.scan(cursor, count, match, self.log_time_ms(), None, end)
+            d = self.store.scan(cursor, count, match, self.log_time_ms(), None, end, kind)
             return d.addCallback(lambda r: [str(r[0]).encode(), r[1]])
 
         return self._read(run)

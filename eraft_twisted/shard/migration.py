@@ -228,7 +228,7 @@ class ShardDriver:
             position = shards.copy_position(num, lo, hi)
             try:
                 reply = yield self._call_source(
-                    src, "ERAFT.MIGRATE.PULL", num, lo, hi, position or b"", CHUNK_ITEMS
+                    src, "ERAFT.MIGRATE.PULL", num, lo, hi, position or b"", CHUNK_ITEMS, "RAW"
                 )
             except Exception:
                 # Keep the chunks installed so far unless the source stays away.
@@ -239,7 +239,7 @@ class ShardDriver:
                 continue
             more, items, source_time = pull_reply(reply)
             installed = yield self._propose(
-                term, Op.INSTALL_AT, num, lo, hi, position, items, source_time
+                term, Op.INSTALL_ROWS, num, lo, hi, position, items, source_time
             )
             if installed < 0:
                 raise RaftError(f"chunk of slots {lo}-{hi} did not fit the copy; starting over")

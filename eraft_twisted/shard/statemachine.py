@@ -13,7 +13,9 @@ from typing import Any
 
 import msgpack
 
+from ..kv.records import KeyType, record_rev, record_type, unpack_meta
 from ..kv.statemachine import Applied, KVStateMachine, StateStore, Writes
+from ..storage import layout
 from .state import ShardState
 
 
@@ -83,9 +85,54 @@ class ShardedStateMachine(KVStateMachine):
         if after is None:
             self.store.clear_slots(lo, hi)
         writes: Writes = [(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
+        for _, record in writes:
+            self._seen_record(record)
         self.shards.chunk_installed(num, lo, hi, items[-2] if items else after or b"")
         self._save_shards()
         return len(writes), writes
+
+    def _install_rows(
+        self,
+        now: int,
+        num: int,
+        lo: int,
+        hi: int,
+        after: bytes | None,
+        items: list[bytes],
+        source_time: int = 0,
+    ) -> Applied:
+        """:meth:`_install_at` for a chunk of DB keys of every slot area
+        (``ERAFT.MIGRATE.PULL ... RAW``): records, collection rows, and
+        garbage markers, so collections move row by row, in chunks."""
+        if not self.shards.chunk_fits(num, lo, hi, after):
+            return -1, []
+        self._advance_time(source_time)
+        if after is None:
+            self.store.clear_slots(lo, hi)
+        writes: Writes = []
+        for i in range(0, len(items) - 1, 2):
+            db_key, value = items[i], items[i + 1]
+            area = db_key[:2]
+            if area not in layout.SLOT_AREAS or not lo <= layout.slot_of(db_key) <= hi:
+                continue
+            if area == layout.DATA_PREFIX:
+                writes.append((layout.user_key(db_key), value))
+                self._seen_record(value)
+            else:
+                self.store.stage_row(db_key, value)
+                self.seen_rev(int.from_bytes(db_key[4:12], "big"))
+        self.store.stage(writes)
+        self.shards.chunk_installed(num, lo, hi, items[-2] if items else after or b"")
+        self._save_shards()
+        return len(items) // 2, []
+
+    def _seen_record(self, record: bytes | None) -> None:
+        """The counter moves past an installed record's revision and version."""
+        if not record:
+            return
+        self.seen_rev(record_rev(record))
+        if record_type(record) != KeyType.STRING:
+            self.seen_rev(unpack_meta(record).version)
 
     def _install_done(self, now: int, num: int, lo: int, hi: int) -> Applied:
         if not self.shards.install_done(num, lo, hi):

@@ -115,3 +115,31 @@ def delete_range(db: DB, start: bytes, stop: bytes, chunk: int) -> int:
 def delete_prefix(db: DB, prefix: bytes, chunk: int) -> int:
     """Delete every key under ``prefix`` in batches of ``chunk``; returns the count."""
     return delete_range(db, prefix, prefix_stop(prefix), chunk)
+
+
+def merge_changes(
+    base: Iterator[tuple[bytes, bytes]],
+    changes: dict[bytes, bytes | None],
+    reverse: bool = False,
+) -> Iterator[tuple[bytes, bytes]]:
+    """``base`` (ordered ``(key, value)`` pairs) with ``changes`` applied on
+    top: a value replaces or adds its key, None deletes it. ``changes`` must
+    hold only keys of the range ``base`` covers."""
+    pending = sorted(changes.items(), reverse=reverse)
+    i = 0
+    for key, value in base:
+        while i < len(pending) and (pending[i][0] > key if reverse else pending[i][0] < key):
+            k, v = pending[i]
+            i += 1
+            if v is not None:
+                yield k, v
+        if i < len(pending) and pending[i][0] == key:
+            v = pending[i][1]
+            i += 1
+            if v is not None:
+                yield key, v
+            continue
+        yield key, value
+    for k, v in pending[i:]:
+        if v is not None:
+            yield k, v

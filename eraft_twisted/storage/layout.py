@@ -18,7 +18,15 @@ key range and LevelDB's ordering does the indexing::
                                   a restart seeks past the deleted ones
     M ident                       this node's group and cluster ids
                                   (node-local: never in a snapshot)
-    S d <slot:2 BE> <user key>    KV data, ordered by (slot, key)
+    S c <slot:2 BE> <version:8 BE> <sub key>
+                                  one row per field / member / element of
+                                  a collection (hash, list, set, sorted
+                                  set) whose metadata row holds ``version``
+    S d <slot:2 BE> <user key>    KV data, ordered by (slot, key): a string's
+                                  record or a collection's metadata row
+    S g <slot:2 BE> <version:8 BE>
+                                  a dead collection version whose rows are
+                                  still to be removed (through the log)
     S m <anything>                other state-machine state (sessions, TTL
                                   index...), owned by the KV layer
     T S...                        staging copy of a snapshot being received
@@ -46,6 +54,11 @@ LOG_PREFIX = b"L"
 META_PREFIX = b"M"
 SM_PREFIX = b"S"
 DATA_PREFIX = b"Sd"
+ROWS_PREFIX = b"Sc"
+GARBAGE_PREFIX = b"Sg"
+SLOT_AREAS = (ROWS_PREFIX, DATA_PREFIX, GARBAGE_PREFIX)
+"""The state-machine areas ordered by hash slot (in key order): what a slot
+range's FLUSHALL clears and its migration copies."""
 SM_META_PREFIX = b"Sm"
 STAGING_PREFIX = b"T"
 
@@ -61,6 +74,7 @@ IDENTITY_KEY = b"Mident"
 _INDEX = struct.Struct(">Q")
 _SLOT = struct.Struct(">H")
 _DATA_HEADER = len(DATA_PREFIX) + _SLOT.size
+_VERSION = struct.Struct(">Q")
 
 
 def pack(obj: object) -> bytes:
@@ -169,13 +183,44 @@ def data_range(slot_lo: int, slot_hi: int) -> tuple[bytes, bytes]:
     return DATA_PREFIX + _SLOT.pack(slot_lo), DATA_PREFIX + _SLOT.pack(slot_hi + 1)
 
 
+def area_range(area: bytes, slot_lo: int, slot_hi: int) -> tuple[bytes, bytes]:
+    """:func:`data_range` for any of :data:`SLOT_AREAS`."""
+    if not 0 <= slot_lo <= slot_hi <= MAX_SLOT:
+        raise ValueError(f"bad slot range {slot_lo}-{slot_hi}")
+    return area + _SLOT.pack(slot_lo), area + _SLOT.pack(slot_hi + 1)
+
+
+def rows_prefix(slot: int, version: int) -> bytes:
+    """The prefix of every row of collection ``version`` (stored in ``slot``)."""
+    return ROWS_PREFIX + _SLOT.pack(slot) + _VERSION.pack(version)
+
+
+def row_key(slot: int, version: int, sub: bytes) -> bytes:
+    """The DB key of one field / member / element of a collection."""
+    return ROWS_PREFIX + _SLOT.pack(slot) + _VERSION.pack(version) + sub
+
+
+ROW_HEADER = len(ROWS_PREFIX) + _SLOT.size + _VERSION.size
+"""Bytes before a row's sub key."""
+
+
+def garbage_key(slot: int, version: int) -> bytes:
+    """The marker of a dead collection version whose rows are to be removed."""
+    return GARBAGE_PREFIX + _SLOT.pack(slot) + _VERSION.pack(version)
+
+
+def garbage_of(db_key: bytes) -> tuple[int, int]:
+    """``(slot, version)`` of a :func:`garbage_key`."""
+    return int(_SLOT.unpack_from(db_key, 2)[0]), int(_VERSION.unpack_from(db_key, 4)[0])
+
+
 def user_key(db_key: bytes) -> bytes:
     """Inverse of :func:`data_key`."""
     return db_key[_DATA_HEADER:]
 
 
 def slot_of(db_key: bytes) -> int:
-    """The hash slot recorded in a data key."""
+    """The hash slot recorded in a key of any of :data:`SLOT_AREAS`."""
     return int(_SLOT.unpack_from(db_key, len(DATA_PREFIX))[0])
 
 

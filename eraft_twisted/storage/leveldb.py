@@ -45,14 +45,14 @@ from .install import INSTALL_CHUNK, SnapshotInstall
 from .layout import (
     APPLIED_KEY,
     CONF_STATE_KEY,
-    DATA_PREFIX,
     HARD_STATE_KEY,
     INSTALL_KEY,
     LOG_START_KEY,
+    SLOT_AREAS,
     SM_PREFIX,
     SNAPSHOT_KEY,
     VERSION_KEY,
-    data_range,
+    area_range,
     encode_applied,
     encode_conf_state,
     encode_entry,
@@ -424,9 +424,13 @@ class LevelDBStorage(SnapshotInstall, StateMachineReads):
         Fires with the count."""
         chunk = self.install_chunk
         if slot_lo is None or slot_hi is None:
-            return self._job(lambda db: delete_prefix(db, DATA_PREFIX, chunk))
-        start, stop = data_range(slot_lo, slot_hi)
-        return self._job(lambda db: delete_range(db, start, stop, chunk))
+            return self._job(lambda db: sum(delete_prefix(db, area, chunk) for area in SLOT_AREAS))
+        lo, hi = slot_lo, slot_hi
+        return self._job(
+            lambda db: sum(
+                delete_range(db, *area_range(area, lo, hi), chunk) for area in SLOT_AREAS
+            )
+        )
 
     def barrier(self, sync: bool = True) -> Deferred[None]:
         """Fires once every earlier write is done (and, with ``sync``, durable)."""

@@ -13,11 +13,13 @@ from itertools import islice
 from eraft_twisted.raft.types import SnapshotMeta
 
 from .base import StorageBase
-from .db import DBSnapshot, KeyReader, RangeReader, require
+from .db import DBSnapshot, KeyReader, RangeReader, merge_changes, require
 from .layout import (
     APPLIED_KEY,
     CONF_STATE_KEY,
+    SLOT_AREAS,
     SM_PREFIX,
+    area_range,
     data_key,
     data_range,
     decode_applied,
@@ -78,6 +80,33 @@ class StateMachineReads(StorageBase):
         out = ((user_key(k), bytes(v)) for k, v in pairs)
         return out if count is None else islice(out, count)
 
+    def scan_areas(
+        self,
+        slot_lo: int,
+        slot_hi: int,
+        start_after: bytes | None = None,
+        count: int | None = None,
+        snapshot: RangeReader | None = None,
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """``(db key, value)`` of every key of slots ``slot_lo..slot_hi`` in
+        every slot area (``layout.SLOT_AREAS``), in key order, after DB key
+        ``start_after``; at most ``count``. Written data only, like :meth:`scan`."""
+        source = snapshot if snapshot is not None else self._db
+
+        def pairs() -> Iterator[tuple[bytes, bytes]]:
+            for area in SLOT_AREAS:
+                start, stop = area_range(area, slot_lo, slot_hi)
+                include_start = True
+                if start_after is not None:
+                    if start_after >= stop:
+                        continue
+                    if start_after >= start:
+                        start, include_start = start_after, False
+                for k, v in source.iterator(start=start, stop=stop, include_start=include_start):
+                    yield bytes(k), bytes(v)
+
+        return pairs() if count is None else islice(pairs(), count)
+
     def scan_raw(
         self, prefix: bytes, start_after: bytes | None = None, snapshot: RangeReader | None = None
     ) -> Iterator[tuple[bytes, bytes]]:
@@ -88,6 +117,17 @@ class StateMachineReads(StorageBase):
         return iter(
             source.iterator(start=start_after, stop=prefix_stop(prefix), include_start=False)
         )
+
+    def iterate(
+        self, start: bytes, stop: bytes, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """``(db key, value)`` pairs in ``[start, stop)`` as of every
+        :meth:`apply_ops` already called (written or not): a LevelDB iterator
+        (its implicit snapshot) with the unwritten changes of that range,
+        both as of this call. For ranges a request bounds."""
+        pending = {k: v for k, (_, v) in self._overlay.items() if start <= k < stop}
+        base = self._db.iterator(start=start, stop=stop, reverse=reverse)
+        return merge_changes(((bytes(k), bytes(v)) for k, v in base), pending, reverse)
 
     def pending_overlay(self) -> dict[bytes, bytes | None]:
         """State-machine changes submitted by :meth:`apply_ops` but not yet written.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import msgpack
 from twisted.trial import unittest
 
@@ -27,6 +29,7 @@ class DictStore:
     def __init__(self) -> None:
         self.data: dict[bytes, bytes] = {}
         self.meta: dict[bytes, bytes | None] = {}
+        self.rows: dict[bytes, bytes] = {}
 
     def get_record(self, key: bytes) -> bytes | None:
         return self.data.get(key)
@@ -40,6 +43,29 @@ class DictStore:
     def stage_meta(self, name: bytes, value: bytes | None) -> None:
         self.meta[name] = value
 
+    def stage(self, writes: list[tuple[bytes, bytes | None]]) -> None:
+        for k, v in writes:
+            if v is None:
+                self.data.pop(k, None)
+            else:
+                self.data[k] = v
+
+    def get_row(self, db_key: bytes) -> bytes | None:
+        return self.rows.get(db_key)
+
+    def stage_row(self, db_key: bytes, value: bytes | None) -> None:
+        if value is None:
+            self.rows.pop(db_key, None)
+        else:
+            self.rows[db_key] = value
+
+    def iterate_rows(
+        self, start: bytes, stop: bytes, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        return iter(
+            sorted(((k, v) for k, v in self.rows.items() if start <= k < stop), reverse=reverse)
+        )
+
 
 class StateMachineTests(unittest.TestCase):
     def setUp(self) -> None:
@@ -48,11 +74,7 @@ class StateMachineTests(unittest.TestCase):
 
     def apply(self, op: Op, now: int, *args: object) -> object:
         result, writes = self.sm.apply(encode_op(op, now, *args))
-        for k, v in writes:
-            if v is None:
-                self.store.data.pop(k, None)
-            else:
-                self.store.data[k] = v
+        self.store.stage(writes)
         return result
 
     def value(self, key: bytes, now: int = 0) -> bytes | None:

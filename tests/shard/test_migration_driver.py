@@ -10,15 +10,19 @@ from twisted.internet import defer, task
 from twisted.internet.error import ConnectionRefusedError
 from twisted.trial import unittest
 
-from eraft_twisted.kv.statemachine import Op
+from eraft_twisted.kv.statemachine import Op, pack_record
 from eraft_twisted.kv.store import KVStore
 from eraft_twisted.raft.types import ConfState
 from eraft_twisted.shard.migration import PULL_RETRIES, PULL_RETRY_DELAY, ShardDriver
 from eraft_twisted.shard.state import ShardState
 from eraft_twisted.shard.statemachine import ShardedStateMachine
+from eraft_twisted.storage.layout import data_key
 from eraft_twisted.storage.leveldb import LevelDBStorage
 
 A, B = 1, 2
+K1, K2 = data_key(b"{a}k1"), data_key(b"{a}k2")
+"""DB keys (RAW pulls) of two keys in group B's slots."""
+R1, R2 = pack_record(b"v1", 0), pack_record(b"v2", 0)
 DEAD, LIVE = "127.0.0.1:7001", "127.0.0.1:7002"
 SERVERS = {str(A): [DEAD, LIVE], str(B): ["127.0.0.1:7003"]}
 ALL_A = {"num": 1, "groups": SERVERS, "ranges": [(0, 16383, A)]}
@@ -40,9 +44,9 @@ class FakePool:
         if args[0] == "ERAFT.MIGRATE.PULL":
             cursor = args[4]
             if cursor == b"":
-                return defer.succeed([b"k1", [b"k1", b"r1"]])
-            if cursor == b"k1":
-                return defer.succeed([b"", [b"k2", b"r2"]])
+                return defer.succeed([K1, [K1, R1]])
+            if cursor == K1:
+                return defer.succeed([b"", [K2, R2]])
             return defer.succeed([b"", []])
         return defer.succeed(b"OK")
 
@@ -90,10 +94,10 @@ class ShardDriverTests(unittest.TestCase):
     def test_pull_skips_a_dead_source_member_and_remembers_the_live_one(self) -> None:
         d = self.driver._pull(2, 8192, 16383, A, 1)
         self.successResultOf(d)
-        self.assertEqual(self.ops(), [Op.INSTALL_AT, Op.INSTALL_AT, Op.INSTALL_DONE])
+        self.assertEqual(self.ops(), [Op.INSTALL_ROWS, Op.INSTALL_ROWS, Op.INSTALL_DONE])
         first, second = self.node.proposed[0], self.node.proposed[1]
-        self.assertEqual((first[5], first[6]), (None, [b"k1", b"r1"]))
-        self.assertEqual((second[5], second[6]), (b"k1", [b"k2", b"r2"]))
+        self.assertEqual((first[5], first[6]), (None, [K1, R1]))
+        self.assertEqual((second[5], second[6]), (K1, [K2, R2]))
         # The dead member is tried once; the next chunk goes straight to the live one.
         self.assertEqual([a for a, _ in self.pool.calls], [DEAD, LIVE, LIVE])
 
@@ -112,7 +116,7 @@ class ShardDriverTests(unittest.TestCase):
         self.pool.down = {DEAD}
         self.clock.advance(PULL_RETRY_DELAY)
         self.successResultOf(d)
-        self.assertEqual(self.ops(), [Op.INSTALL_AT, Op.INSTALL_AT, Op.INSTALL_DONE])
+        self.assertEqual(self.ops(), [Op.INSTALL_ROWS, Op.INSTALL_ROWS, Op.INSTALL_DONE])
 
     def test_pull_gives_up_after_its_retries_and_installs_nothing(self) -> None:
         self.pool.down = {DEAD, LIVE}
@@ -136,32 +140,35 @@ class ShardDriverTests(unittest.TestCase):
 
         self.pool.call = call  # type: ignore[method-assign]
         self.driver.step()
-        self.assertEqual(self.ops(), [Op.INSTALL_AT])
+        self.assertEqual(self.ops(), [Op.INSTALL_ROWS])
         self.node.term = 3
-        second.callback([b"", [b"k2", b"r2"]])
+        second.callback([b"", [K2, R2]])
         # The old step stops: no second chunk, no "done" from term 1's pull.
-        self.assertEqual(self.ops(), [Op.INSTALL_AT])
+        self.assertEqual(self.ops(), [Op.INSTALL_ROWS])
         # The next step resumes from the replicated copy position.
         self.pool.call = real_call  # type: ignore[method-assign]
         self.driver.step()
-        self.assertEqual(self.ops(), [Op.INSTALL_AT, Op.INSTALL_AT, Op.INSTALL_DONE, Op.NOTIFIED])
-        self.assertEqual(self.node.proposed[1][5], b"k1")  # after the first chunk's last key
-        self.assertEqual(self.node.store.get_record(b"k1"), b"r1")
-        self.assertEqual(self.node.store.get_record(b"k2"), b"r2")
+        self.assertEqual(
+            self.ops(), [Op.INSTALL_ROWS, Op.INSTALL_ROWS, Op.INSTALL_DONE, Op.NOTIFIED]
+        )
+        self.assertEqual(self.node.proposed[1][5], K1)  # after the first chunk's last key
+        self.assertEqual(self.node.store.get_record(b"{a}k1"), R1)
+        self.assertEqual(self.node.store.get_record(b"{a}k2"), R2)
         self.assertEqual(self.node.sm.shards.incoming, {})
 
     def test_a_chunk_that_does_not_follow_the_copy_position_changes_nothing(self) -> None:
         sm = self.node.sm
-        first = self.driver._propose(1, Op.INSTALL_AT, 2, 8192, 16383, None, [b"a", b"x" * 9])
+        a, b = data_key(b"a"), data_key(b"{a}b")
+        first = self.driver._propose(1, Op.INSTALL_ROWS, 2, 8192, 16383, None, [a, b"x" * 9])
         self.assertEqual(self.successResultOf(first), 1)
-        self.assertEqual(sm.shards.copy_position(2, 8192, 16383), b"a")
+        self.assertEqual(sm.shards.copy_position(2, 8192, 16383), a)
         # A deposed leader's late chunks: another first chunk, or one from an old position.
         for after in (None, b"zzz"):
-            late = self.driver._propose(1, Op.INSTALL_AT, 2, 8192, 16383, after, [b"b", b"y" * 9])
+            late = self.driver._propose(1, Op.INSTALL_ROWS, 2, 8192, 16383, after, [b, b"y" * 9])
             self.assertEqual(self.successResultOf(late), -1)
         self.assertIsNotNone(self.node.store.get_record(b"a"))
-        self.assertIsNone(self.node.store.get_record(b"b"))
-        self.assertEqual(sm.shards.copy_position(2, 8192, 16383), b"a")
+        self.assertIsNone(self.node.store.get_record(b"{a}b"))
+        self.assertEqual(sm.shards.copy_position(2, 8192, 16383), a)
         # The position is replicated state: it survives a restart.
         again = ShardState.from_dict(msgpack.unpackb(msgpack.packb(sm.shards.to_dict())))
         self.assertEqual(again, sm.shards)

@@ -1,0 +1,145 @@
+"""The record stored under a user key (``layout.data_key``): a string's
+value, or a collection's metadata row.
+
+Two forms, told apart by the first byte::
+
+    <expire_at:8 signed BE> <value>            a string written before
+                                                types existed (first byte
+                                                < 0x80: a deadline is never
+                                                negative)
+    <0x80|type:1> <expire_at:8> <rev:8> ...     every record written now
+
+and after ``rev`` a string has its value, a collection
+``<version:8> <count:8> <slot:2>`` and a list also ``<head:8> <tail:8>``.
+
+``expire_at`` is the deadline in the log's time (ms, 0 = none). ``rev`` is
+the state machine's write counter when the key last changed (what WATCH
+compares). A collection's fields / members / elements are rows
+``layout.row_key(slot, version, sub)``: ``version`` is unique within the
+group and never reused, so deleting or replacing a collection only drops
+its record (O(1)); its rows are removed later, through the log
+(``layout.garbage_key``). ``count`` is the number of rows that are
+members (a sorted set also keeps a score index, which is not counted).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, replace
+from enum import IntEnum
+
+_HEAD = struct.Struct(">Bqq")
+_COLL = struct.Struct(">BqqQqH")
+_LIST = struct.Struct(">BqqQqHqq")
+_EXP = struct.Struct(">q")
+TAGGED = 0x80
+
+
+class KeyType(IntEnum):
+    """The type of a key's value (stable: stored in records)."""
+
+    STRING = 0
+    HASH = 1
+    LIST = 2
+    SET = 3
+    ZSET = 4
+
+
+TYPE_NAMES = {
+    KeyType.STRING: "string",
+    KeyType.HASH: "hash",
+    KeyType.LIST: "list",
+    KeyType.SET: "set",
+    KeyType.ZSET: "zset",
+}
+TYPE_BY_NAME = {name.encode(): t for t, name in TYPE_NAMES.items()}
+
+
+def record_type(record: bytes) -> KeyType:
+    """The type of the value a record holds."""
+    first = record[0]
+    return KeyType(first & 0x7F) if first & TAGGED else KeyType.STRING
+
+
+def record_expire(record: bytes) -> int:
+    """The record's deadline (log time, ms; 0 = none)."""
+    if record[0] & TAGGED:
+        return int(_EXP.unpack_from(record, 1)[0])
+    return int(_EXP.unpack_from(record, 0)[0])
+
+
+def record_rev(record: bytes) -> int:
+    """The write counter when the key last changed (0: written before revisions)."""
+    if record[0] & TAGGED:
+        return int(_EXP.unpack_from(record, 9)[0])
+    return 0
+
+
+def is_live(record: bytes | None, now_ms: int) -> bool:
+    """Whether a record exists and has not expired at ``now_ms``."""
+    if record is None:
+        return False
+    exp = record_expire(record)
+    return not exp or exp > now_ms
+
+
+def pack_string(value: bytes, expire_at: int, rev: int) -> bytes:
+    """A string's record."""
+    return _HEAD.pack(TAGGED, expire_at, rev) + value
+
+
+def string_value(record: bytes) -> bytes:
+    """The value of a string's record (either form)."""
+    return record[_HEAD.size :] if record[0] & TAGGED else record[8:]
+
+
+def with_expire(record: bytes, expire_at: int, rev: int) -> bytes:
+    """``record`` with a new deadline, stamped with ``rev``."""
+    if not record[0] & TAGGED:
+        return pack_string(record[8:], expire_at, rev)
+    return record[:1] + _HEAD.pack(0, expire_at, rev)[1:] + record[_HEAD.size :]
+
+
+@dataclass(frozen=True)
+class Meta:
+    """A collection's metadata row, decoded."""
+
+    type: KeyType
+    expire_at: int
+    rev: int
+    version: int
+    count: int
+    slot: int
+    """The hash slot its rows are stored under (its key's, when created)."""
+    head: int = 0
+    tail: int = 0
+    """A list's elements sit at positions ``head <= i < tail``."""
+
+    def pack(self) -> bytes:
+        if self.type == KeyType.LIST:
+            return _LIST.pack(
+                TAGGED | self.type,
+                self.expire_at,
+                self.rev,
+                self.version,
+                self.count,
+                self.slot,
+                self.head,
+                self.tail,
+            )
+        return _COLL.pack(
+            TAGGED | self.type, self.expire_at, self.rev, self.version, self.count, self.slot
+        )
+
+    def changed(self, rev: int, **fields: int) -> Meta:
+        """A copy stamped with ``rev`` and ``fields`` changed."""
+        return replace(self, rev=rev, **fields)  # type: ignore[arg-type]
+
+
+def unpack_meta(record: bytes) -> Meta:
+    """Decode a collection's record (the caller checked its type)."""
+    if record_type(record) == KeyType.LIST:
+        t, exp, rev, version, count, slot, head, tail = _LIST.unpack_from(record)
+        return Meta(KeyType(t & 0x7F), exp, rev, version, count, slot, head, tail)
+    t, exp, rev, version, count, slot = _COLL.unpack_from(record)
+    return Meta(KeyType(t & 0x7F), exp, rev, version, count, slot)

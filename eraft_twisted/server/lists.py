@@ -1,0 +1,16 @@
+"""list commands, declared as parse -> operation -> reply (see :mod:`.datacmd`)."""
+
+from __future__ import annotations
+
+from ..resp.commands import CommandTable
+from .datacmd import DataCommands
+
+
+class ListCommands:
+    """Registers the list commands on a :class:`DataCommands`."""
+
+    def __init__(self, data: DataCommands) -> None:
+        self.data = data
+
+    def register(self, table: CommandTable) -> None:
+        pass

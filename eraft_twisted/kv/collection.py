@@ -35,26 +35,23 @@ F = TypeVar("F", bound=Callable[..., Applied])
 _REV = struct.Struct(">Q")
 
 
-def write_op(keys: KeyArgs = "one") -> Callable[[F], F]:
-    """Mark ``op_<name>`` as a write operation whose keys are ``keys``."""
-
+def _marker(kind: str, keys: KeyArgs) -> Callable[[F], F]:
     def mark(fn: F) -> F:
-        fn.op_kind = "write"  # type: ignore[attr-defined]
+        fn.op_kind = kind  # type: ignore[attr-defined]
         fn.op_keys = keys  # type: ignore[attr-defined]
         return fn
 
     return mark
+
+
+def write_op(keys: KeyArgs = "one") -> Callable[[F], F]:
+    """Mark ``op_<name>`` as a write operation whose keys are ``keys``."""
+    return _marker("write", keys)
 
 
 def read_op(keys: KeyArgs = "one") -> Callable[[F], F]:
     """Mark ``op_<name>`` as a read: it changes nothing."""
-
-    def mark(fn: F) -> F:
-        fn.op_kind = "read"  # type: ignore[attr-defined]
-        fn.op_keys = keys  # type: ignore[attr-defined]
-        return fn
-
-    return mark
+    return _marker("read", keys)
 
 
 def op_keys(kind: str, args: list[object]) -> list[bytes]:

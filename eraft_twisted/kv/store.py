@@ -329,6 +329,23 @@ class KVStore:
             snap,
         )
 
+    def count_types(self, now_ms: int) -> defer.Deferred[dict[KeyType, int]]:
+        """Number of live keys of each type, in a thread (INFO keyspace)."""
+        snap, overlay = self._view()
+
+        def work() -> dict[KeyType, int]:
+            counts = dict.fromkeys(KeyType, 0)
+            start, stop = layout.data_range(0, SLOTS - 1)
+            for dbk, rec in snap.iterator(start=start, stop=stop):
+                if layout.user_key(dbk) not in overlay and is_live(rec, now_ms):
+                    counts[record_type(rec)] += 1
+            for staged in overlay.values():
+                if staged is not None and is_live(staged, now_ms):
+                    counts[record_type(staged)] += 1
+            return counts
+
+        return self._in_thread(work, snap)
+
     def track_expiry(self, writes: Writes) -> None:
         """Keep the expiry index in step with applied writes (every replica
         does, so a new leader can sweep at once). Its size is the number of

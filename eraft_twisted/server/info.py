@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping, Sized
 from twisted.internet.interfaces import IReactorTime
 
 from .. import REDIS_VERSION, __version__
+from ..kv.records import TYPE_NAMES, KeyType
 from ..kv.store import KVStore
 from ..rpc.identity import Identity
 from ..shard.statemachine import ShardedStateMachine
@@ -107,7 +108,7 @@ class InfoBuilder:
         self.migrations = migrations
         self.started = clock.seconds()
 
-    def info(self, section: bytes | None, keyspace_keys: int | None) -> str:
+    def info(self, section: bytes | None, keyspace_keys: Mapping[KeyType, int] | None) -> str:
         name = section.decode("latin-1").lower() if section else ""
         wanted: tuple[str, ...]
         if section in (None, b"all", b"everything", b"default"):
@@ -121,7 +122,9 @@ class InfoBuilder:
                 out.append(_fmt(s, fields))
         return "\r\n".join(out)
 
-    def _section(self, name: str, keyspace_keys: int | None) -> list[Field] | None:
+    def _section(
+        self, name: str, keyspace_keys: Mapping[KeyType, int] | None
+    ) -> list[Field] | None:
         if name == "keyspace":
             return self._keyspace(keyspace_keys)
         builders: dict[str, Callable[[], list[Field]]] = {
@@ -208,8 +211,13 @@ class InfoBuilder:
             fields.append((f"migration_{lo}_{hi}", state))
         return fields
 
-    def _keyspace(self, keys: int | None) -> list[Field] | None:
-        if not keys:
+    def _keyspace(self, by_type: Mapping[KeyType, int] | None) -> list[Field] | None:
+        keys = sum(by_type.values()) if by_type else 0
+        if not keys or by_type is None:
             return []
         expires = self.store.expiring_count()
-        return [("db0", f"keys={keys},expires={expires},avg_ttl=0")]
+        types = ",".join(f"{TYPE_NAMES[t]}={n}" for t, n in sorted(by_type.items()))
+        return [
+            ("db0", f"keys={keys},expires={expires},avg_ttl=0"),
+            ("db0_types", types),
+        ]

@@ -331,7 +331,7 @@ class KVServer(RaftGroupServer):
         section = argv[1].lower() if len(argv) == 2 else None
         if section not in (None, b"all", b"everything", b"default", b"keyspace"):
             return Verbatim(self.info.info(section, None))
-        keys_d = self.store.count(self.commands.log_time_ms())
+        keys_d = self.store.count_types(self.commands.log_time_ms())
         return keys_d.addCallback(lambda n: Verbatim(self.info.info(section, n)))
 
     def _raft_info(self, conn: ConnectionState, argv: list[bytes]) -> Verbatim:

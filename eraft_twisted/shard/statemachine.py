@@ -79,17 +79,8 @@ class ShardedStateMachine(KVStateMachine):
         ``source_time`` is the source group's ``log_time`` when it read the
         chunk (after it froze the range): ours moves up to it, so a key the
         source already judged expired is expired here too."""
-        if not self.shards.chunk_fits(num, lo, hi, after):
-            return -1, []
-        self._advance_time(source_time)
-        if after is None:
-            self.store.clear_slots(lo, hi)
-        writes: Writes = [(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
-        for _, record in writes:
-            self._seen_record(record)
-        self.shards.chunk_installed(num, lo, hi, items[-2] if items else after or b"")
-        self._save_shards()
-        return len(writes), writes
+        pairs: Writes = [(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
+        return self._install_chunk(num, lo, hi, after, items, source_time, pairs, None)
 
     def _install_rows(
         self,
@@ -104,27 +95,49 @@ class ShardedStateMachine(KVStateMachine):
         """:meth:`_install_at` for a chunk of DB keys of every slot area
         (``ERAFT.MIGRATE.PULL ... RAW``): records, collection rows, and
         garbage markers, so collections move row by row, in chunks."""
-        if not self.shards.chunk_fits(num, lo, hi, after):
-            return -1, []
-        self._advance_time(source_time)
-        if after is None:
-            self.store.clear_slots(lo, hi)
-        writes: Writes = []
+        records: Writes = []
+        rows: Writes = []
         for i in range(0, len(items) - 1, 2):
             db_key, value = items[i], items[i + 1]
             area = db_key[:2]
             if area not in layout.SLOT_AREAS or not lo <= layout.slot_of(db_key) <= hi:
                 continue
             if area == layout.DATA_PREFIX:
-                writes.append((layout.user_key(db_key), value))
-                self._seen_record(value)
+                records.append((layout.user_key(db_key), value))
             else:
-                self.store.stage_row(db_key, value)
-                self.seen_rev(int.from_bytes(db_key[4:12], "big"))
-        self.store.stage(writes)
+                rows.append((db_key, value))
+        return self._install_chunk(num, lo, hi, after, items, source_time, records, rows)
+
+    def _install_chunk(
+        self,
+        num: int,
+        lo: int,
+        hi: int,
+        after: bytes | None,
+        items: list[bytes],
+        source_time: int,
+        records: Writes,
+        rows: Writes | None,
+    ) -> Applied:
+        """Install ``records`` (user key -> record) and ``rows`` (collection
+        rows and garbage markers by DB key; None for a chunk of records
+        only) if the chunk fits the copy."""
+        if not self.shards.chunk_fits(num, lo, hi, after):
+            return -1, []
+        self._advance_time(source_time)
+        if after is None:
+            self.store.clear_slots(lo, hi)
+        for _, record in records:
+            self._seen_record(record)
+        for db_key, value in rows or ():
+            self.store.stage_row(db_key, value)
+            self.seen_rev(int.from_bytes(db_key[4:12], "big"))
         self.shards.chunk_installed(num, lo, hi, items[-2] if items else after or b"")
         self._save_shards()
-        return len(items) // 2, []
+        if rows is not None:
+            self.store.stage(records)
+            return len(items) // 2, []
+        return len(records), records
 
     def _seen_record(self, record: bytes | None) -> None:
         """The counter moves past an installed record's revision and version."""

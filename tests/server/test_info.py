@@ -59,6 +59,12 @@ class InfoTests(ClusterCase):
         node.call("MSET", "k1", "v", "k2", "v")
         node.call("SET", "k3", "v", "EX", 100)
         self.assertEqual(node.info("keyspace")["db0"], "keys=3,expires=1,avg_ttl=0")
+        node.call("HSET", "h", "f", "v")
+        node.call("HSET", "h2", "f", "v")
+        node.call("EXPIRE", "h2", 100)
+        keyspace = node.info("keyspace")
+        self.assertEqual(keyspace["db0"], "keys=5,expires=2,avg_ttl=0")
+        self.assertEqual(keyspace["db0_types"], "string=3,hash=2,list=0,set=0,zset=0")
 
     def test_stats_count_proposals_and_reads(self) -> None:
         leader = self.leader()

@@ -26,6 +26,7 @@ from ..resp.encoder import SimpleString, Verbatim
 from ..resp.state import ConnectionState
 from ..rpc.metaclient import WrongCluster
 from ..shard.state import owner_map
+from .keyed import KEYED, KEYED_READONLY, command_keys
 
 log = Logger()
 
@@ -42,7 +43,7 @@ SINGLE_KEY = {
 }  # fmt: skip
 READONLY = {"get", "strlen", "type", "ttl", "pttl"}
 # Commands the router may send again after an unknown outcome.
-RETRY_SAFE = READONLY | {"mget", "exists", "eraft.scan", "keys", "dbsize", "info"}
+RETRY_SAFE = READONLY | KEYED_READONLY | {"mget", "exists", "eraft.scan", "keys", "dbsize", "info"}
 
 
 class ConfigSource(Protocol):
@@ -237,6 +238,8 @@ class RouterCommands:
         for name, arity in SINGLE_KEY.items():
             flags = ["readonly"] if name in READONLY else ["write"]
             r(name, arity, flags, self.single)
+        for name, (arity, first, last, step, ro) in KEYED.items():
+            r(name, arity, ["readonly" if ro else "write"], self.keyed, first, last, step)
         r("mget", -2, ["readonly"], self.mget, 1, -1, 1)
         r("mset", -3, ["write"], self.mset, 1, -1, 2)
         r("del", -2, ["write"], self.count_keys, 1, -1, 1)
@@ -250,6 +253,14 @@ class RouterCommands:
 
     def single(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[RespReply]:
         return self.router.call_key(argv[1], argv)
+
+    def keyed(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[RespReply]:
+        """A data command whose keys share a slot: to that slot's group."""
+        keys = command_keys(argv[0].decode("latin-1").lower(), argv)
+        slots = self.router.by_slot(keys)
+        if len(slots) != 1:
+            raise CommandError("Keys in request don't hash to the same slot", code="CROSSSLOT")
+        return self.router.call_slot(next(iter(slots)), argv)
 
     def mget(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[list[RespReply]]:
         keys = argv[1:]

@@ -28,6 +28,8 @@ import struct
 from dataclasses import dataclass, replace
 from enum import IntEnum
 
+from .results import WrongType
+
 _HEAD = struct.Struct(">Bqq")
 _COLL = struct.Struct(">BqqQqH")
 _LIST = struct.Struct(">BqqQqHqq")
@@ -143,3 +145,13 @@ def unpack_meta(record: bytes) -> Meta:
         return Meta(KeyType(t & 0x7F), exp, rev, version, count, slot, head, tail)
     t, exp, rev, version, count, slot = _COLL.unpack_from(record)
     return Meta(KeyType(t & 0x7F), exp, rev, version, count, slot)
+
+
+def string_of(record: bytes | None) -> bytes | None:
+    """The value of a (live) string record, None for no record;
+    :class:`~.results.WrongType` for a key of another type."""
+    if record is None:
+        return None
+    if record[0] & TAGGED and record[0] != TAGGED | KeyType.STRING:
+        raise WrongType()
+    return string_value(record)

@@ -22,7 +22,7 @@ import msgpack
 
 from ..hashslot import SLOTS
 from ..storage import layout
-from .collection import RowStore, op_keys
+from .collection import RowStore, op_keys, write_op
 from .hashes import HashOps
 from .keys import KeyOps
 from .lists import ListOps
@@ -32,6 +32,7 @@ from .records import (
     pack_string,
     record_expire,
     record_type,
+    string_of,
     string_value,
     with_expire,
 )
@@ -40,6 +41,7 @@ from .results import OK as OK
 from .results import WRONGTYPE as WRONGTYPE
 from .results import Writes as Writes
 from .sets import SetOps
+from .strings import StringReads
 from .zsets import ZSetOps
 
 _EXP = struct.Struct(">q")
@@ -163,9 +165,7 @@ def live_value(record: bytes | None, now_ms: int) -> bytes | None:
     ``now_ms``; :class:`WrongType` if it holds another type."""
     if record is None or not is_live(record, now_ms):
         return None
-    if record[0] & 0x80 and record_type(record) != KeyType.STRING:
-        raise WrongType()
-    return string_value(record)
+    return string_of(record)
 
 
 def parse_int(value: bytes) -> int | None:
@@ -219,7 +219,7 @@ class StateStore(RowStore, Protocol):
     def clear_slots(self, lo: int, hi: int) -> None: ...
 
 
-class KVStateMachine(HashOps, SetOps, ListOps, ZSetOps, KeyOps):
+class KVStateMachine(HashOps, SetOps, ListOps, ZSetOps, KeyOps, StringReads):
     """Applies write operations against a :class:`~eraft_twisted.kv.store.KVStore`.
 
     ``apply(data)`` returns ``(result, writes)``: the client-visible result
@@ -284,10 +284,56 @@ class KVStateMachine(HashOps, SetOps, ListOps, ZSetOps, KeyOps):
             raise TypeError(name)
         return name, handler, keys
 
-    def read(self, name: str, args: list[object]) -> Result:
-        """Answer the read op ``name`` on the applied state at the log's time."""
+    @write_op("none")
+    def op_exec(self, now: int, watched: list[bytes | int], calls: list[list[object]]) -> Applied:
+        """A transaction (MULTI ... EXEC) as one entry: nil, changing
+        nothing, if a watched key's revision is not the one WATCH read
+        (``watched``: key, revision, ...); else every call (``[op,
+        args...]``) in order, each seeing the ones before, and the list of
+        their results (a refused call answers its error; the others apply)."""
+        for i in range(0, len(watched) - 1, 2):
+            key, rev = watched[i], watched[i + 1]
+            if not isinstance(key, bytes) or self.revision(key, now) != rev:
+                return None, []
+        resolved: list[tuple[tuple[str, Callable[..., Applied], str], list[object]] | None] = []
+        for call in calls:
+            try:
+                op, *args = call
+                if op == "exec":
+                    raise ValueError("nested")
+                resolved.append((self._resolve(op, len(args)), args))
+            except Exception:
+                resolved.append(None)
+        if self.shards.sharded():
+            keys = [k for c in resolved if c is not None for k in op_keys(c[0][2], c[1])]
+            keys.extend(k for k in watched[::2] if isinstance(k, bytes))
+            for key in keys:
+                refused = self.shards.check_key(key)
+                if refused is not None:
+                    return refused, []
+        results: list[Result] = []
+        for entry in resolved:
+            if entry is None:
+                results.append(MALFORMED)
+                continue
+            (_, handler, _), args = entry
+            try:
+                result, writes = handler(now, *args)
+            except Refused as r:
+                results.append(r.err)
+                continue
+            self.store.stage(writes)
+            results.append(result)
+        return results, []
+
+    def read(self, name: str, args: list[object], writes: bool = False) -> Result:
+        """Answer the read op ``name`` on the applied state at the log's
+        time (with ``writes``, also a write op that will change nothing:
+        a transaction of reads only)."""
         spec = named_ops(type(self)).get(name)
-        if spec is None or spec[3] != "read" or not spec[0] <= len(args) <= spec[1]:
+        if spec is None or not spec[0] <= len(args) <= spec[1]:
+            raise KeyError(name)
+        if spec[3] != "read" and not writes:
             raise KeyError(name)
         try:
             result, _ = getattr(self, "op_" + name)(self.log_time, *args)

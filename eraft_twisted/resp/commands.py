@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import CoroutineType
+from typing import Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -25,6 +26,7 @@ __all__ = [
     "CommandError",
     "CommandTable",
     "Handler",
+    "Interceptor",
     "unknown_command_reply",
     "unknown_subcommand",
     "wrong_arity",
@@ -197,12 +199,30 @@ def _flags(flags: Iterable[str] | str) -> tuple[str, ...]:
     return tuple(flags)
 
 
+class Interceptor(Protocol):
+    """Sees a command before it runs (a MULTI queue): returns the reply
+    instead of running it, or None to let it run."""
+
+    def intercept(
+        self,
+        conn: ConnectionState,
+        cmd: Command | None,
+        argv: list[bytes],
+        error: ErrorReply | None,
+    ) -> object | None:
+        """``cmd`` is None and ``error`` set for an unknown command or a
+        wrong arity (which a MULTI must remember)."""
+        ...
+
+
 class CommandTable:
     """Registered commands, looked up case-insensitively, and the dispatcher."""
 
     def __init__(self) -> None:
         self._by_name: dict[bytes, Command] = {}
         self._commands: dict[str, Command] = {}
+        self.interceptor: Interceptor | None = None
+        """Consulted for connections with ``conn.data["multi"]`` set."""
 
     def register(
         self,
@@ -335,18 +355,22 @@ class CommandTable:
         if cmd is None:
             cmd = self._by_name.get(argv[0].lower())
             if cmd is None:
-                return unknown_command_reply(argv)
+                return self._refused(conn, argv, unknown_command_reply(argv))
         argc = len(argv)
         arity = cmd.arity
         if (argc != arity) if arity > 0 else (argc < -arity):
-            return wrong_arity(cmd.name).reply
+            return self._refused(conn, argv, wrong_arity(cmd.name).reply)
         if cmd.subcommands and argc > 1:
             sub = cmd.subcommands.get(argv[1].lower())
             if sub is None:
-                return unknown_subcommand(cmd.name, argv[1]).reply
+                return self._refused(conn, argv, unknown_subcommand(cmd.name, argv[1]).reply)
             if not sub.arity_ok(argc):
-                return wrong_arity(sub.fullname).reply
+                return self._refused(conn, argv, wrong_arity(sub.fullname).reply)
             cmd = sub
+        if conn.data and self.interceptor is not None and "multi" in conn.data:
+            queued = self.interceptor.intercept(conn, cmd, argv, None)
+            if queued is not None:
+                return queued
         handler = cmd.handler
         if handler is None:
             # A container called without a subcommand (its arity allowed argc 1).
@@ -364,6 +388,11 @@ class CommandTable:
         if type(result) is CoroutineType:
             return Deferred.fromCoroutine(result).addErrback(self._failed, conn, cmd.fullname)
         return result
+
+    def _refused(self, conn: ConnectionState, argv: list[bytes], error: ErrorReply) -> object:
+        if conn.data and self.interceptor is not None and "multi" in conn.data:
+            self.interceptor.intercept(conn, None, argv, error)
+        return error
 
     @staticmethod
     def _failed(failure: Failure, conn: ConnectionState, command: str) -> ErrorReply:

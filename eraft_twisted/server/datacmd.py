@@ -22,7 +22,7 @@ from twisted.internet.interfaces import IReactorTime
 
 from ..hashslot import key_hash_slot
 from ..kv.results import OK, OpError, Result
-from ..kv.statemachine import KVStateMachine, encode_op, named_ops
+from ..kv.statemachine import KVStateMachine, Op, encode_op, named_ops
 from ..resp.commands import Command, CommandError, CommandTable
 from ..resp.encoder import Reply, SimpleString
 from ..resp.state import ConnectionState
@@ -34,7 +34,7 @@ class OpCall:
     """The state machine operation a command runs: ``op`` (an ``op_<name>``
     of the state machine) with ``args`` (keys first, as its keys spec says)."""
 
-    op: str
+    op: str | Op
     args: tuple[object, ...]
 
 
@@ -152,28 +152,34 @@ class DataCommands:
         argv: list[bytes],
     ) -> Answer:
         """Run ``call`` (parsed from ``argv`` of ``cmd``) and shape its result."""
-        spec = named_ops(type(self.sm)).get(call.op)
-        if spec is None:
-            raise CommandError(f"no operation {call.op!r}")
+        if isinstance(call.op, Op):
+            writes = True
+        else:
+            spec = named_ops(type(self.sm)).get(call.op)
+            if spec is None:
+                raise CommandError(f"no operation {call.op!r}")
+            writes = spec[3] == "write"
         keys = cmd.keys(argv)
         if len(keys) > 1:
-            self._same_slot(keys)
-        if spec[3] == "write":
+            self.same_slot(keys)
+        if writes:
             d = self.node.propose(encode_op(call.op, self.now_ms(), *call.args))
             return d.addCallbacks(_plain_result, raft_failure).addCallback(shape, conn)
 
+        op = str(call.op)
+
         def read() -> Result:
-            self._check_keys(keys)
-            return _plain_result(self.sm.read(call.op, list(call.args)))
+            self.check_keys(keys)
+            return _plain_result(self.sm.read(op, list(call.args)))
 
         d2: defer.Deferred[Result] = self.node.read(read)
         return d2.addErrback(raft_failure).addCallback(shape, conn)
 
-    def _same_slot(self, keys: list[bytes]) -> None:
+    def same_slot(self, keys: list[bytes]) -> None:
         if self.sm.shards.sharded() and len({key_hash_slot(k) for k in keys}) > 1:
             raise CommandError("Keys in request don't hash to the same slot", code="CROSSSLOT")
 
-    def _check_keys(self, keys: list[bytes]) -> None:
+    def check_keys(self, keys: list[bytes]) -> None:
         shards = self.sm.shards
         if not shards.sharded():
             return

@@ -40,6 +40,7 @@ from .migration import MigrationCommands
 from .seams import Answer, ClientLimits, NodeSettings, RaftStatus
 from .sets import SetCommands
 from .strings import KVCommands
+from .transactions import Transactions
 from .zsets import SortedSetCommands
 
 SWEEP_INTERVAL = 0.05
@@ -276,10 +277,11 @@ class KVServer(RaftGroupServer):
         register_connection_commands(
             table, {"version": REDIS_VERSION, "role": "master", "mode": "standalone"}
         )
-        self.commands.register(table)
         self.data = DataCommands(self.node, self.sm, self.reactor)
+        self.commands.register(table, self.data)
         for kind in (HashCommands, SetCommands, ListCommands, SortedSetCommands, KeyCommands):
             kind(self.data).register(table)
+        Transactions(self.node, self.sm, self.data, table).register()
         table.register("info", -1, ["readonly"], self._info, first_key=0, last_key=0)
         table.register("raft.info", 1, ["readonly"], self._raft_info, first_key=0, last_key=0)
         RaftAdmin(self.node).register(table)

@@ -8,14 +8,15 @@ wait for a ReadIndex barrier and then read the local applied state.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TypeVar
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 
 from ..hashslot import SLOTS, key_hash_slot
-from ..kv.records import TYPE_BY_NAME, TYPE_NAMES, KeyType, is_live, record_expire
-from ..kv.results import Refused
+from ..kv.records import TYPE_BY_NAME, KeyType
+from ..kv.results import OK, Refused
 from ..kv.statemachine import (
     KEEPTTL,
     Op,
@@ -26,10 +27,11 @@ from ..kv.statemachine import (
 )
 from ..kv.store import KVStore
 from ..resp.commands import CommandError, CommandTable
-from ..resp.encoder import SimpleString
+from ..resp.encoder import Reply, SimpleString
 from ..resp.state import ConnectionState
 from ..shard.state import ShardState
 from ..shard.statemachine import ShardedStateMachine
+from .datacmd import DataCommands, OpCall
 from .seams import Answer, GroupNode, raft_failure, refusal, result_reply
 
 T = TypeVar("T")
@@ -120,88 +122,45 @@ class KVCommands:
         return lambda slot: shards.check_slot(slot) is None
 
     # -- registration --------------------------------------------------
-    def register(self, table: CommandTable) -> None:
-        """Add every KV command to ``table``."""
+    def register(self, table: CommandTable, data: DataCommands) -> None:
+        """Add every KV command to ``table``; the data commands through
+        ``data`` (so MULTI can queue them)."""
+        add = partial(data.add, table, group="string")
+        key = partial(data.add, table, group="generic")
+        add("get", 2, lambda a: OpCall("get", (a[1],)))
+        add("set", -3, parse_set, write=True)
+        add("setnx", 3, lambda a: set_call(a, SetCond.NX), _ok_as_int, write=True)
+        add("getset", 3, lambda a: set_call(a, SetCond.ALWAYS, get=True), write=True)
+        add("getdel", 2, lambda a: OpCall(Op.GETDEL, (a[1],)), write=True)
+        add("mget", -2, lambda a: OpCall("mget", (a[1:],)), last_key=-1)
+        add("mset", -3, parse_mset, last_key=-1, step=2, write=True)
+        key("del", -2, lambda a: OpCall(Op.DEL, (a[1:],)), last_key=-1, write=True)
+        key("unlink", -2, lambda a: OpCall(Op.DEL, (a[1:],)), last_key=-1, write=True)
+        key("exists", -2, lambda a: OpCall("exists", (a[1:],)), last_key=-1)
+        add("incr", 2, lambda a: OpCall(Op.INCRBY, (a[1], 1)), write=True)
+        add("decr", 2, lambda a: OpCall(Op.INCRBY, (a[1], -1)), write=True)
+        add("incrby", 3, lambda a: OpCall(Op.INCRBY, (a[1], _int_arg(a[2]))), write=True)
+        add("decrby", 3, parse_decrby, write=True)
+        add("append", 3, lambda a: OpCall(Op.APPEND, (a[1], a[2])), write=True)
+        add("strlen", 2, lambda a: OpCall("strlen", (a[1],)))
+        key("type", 2, lambda a: OpCall("type", (a[1],)), _status)
+        key("expire", -3, partial(parse_expire, unit=1000, is_relative=True), write=True)
+        key("pexpire", -3, partial(parse_expire, unit=1, is_relative=True), write=True)
+        key("expireat", -3, partial(parse_expire, unit=1000, is_relative=False), write=True)
+        key("pexpireat", -3, partial(parse_expire, unit=1, is_relative=False), write=True)
+        key("ttl", 2, lambda a: OpCall("pttl", (a[1],)), _seconds)
+        key("pttl", 2, lambda a: OpCall("pttl", (a[1],)))
+        key("persist", 2, lambda a: OpCall(Op.PERSIST, (a[1],)), write=True)
+        key("flushall", -1, parse_flushall, first_key=0, last_key=0, write=True)
+        key("flushdb", -1, parse_flushall, first_key=0, last_key=0, write=True)
         r = table.register
-        w, ro = ["write"], ["readonly"]
-        r("get", 2, ro, self.get)
-        r("set", -3, w, self.set)
-        r("setnx", 3, w, self.setnx)
-        r("getset", 3, w, self.getset)
-        r("getdel", 2, w, self.getdel)
-        r("mget", -2, ro, self.mget, last_key=-1)
-        r("mset", -3, w, self.mset, last_key=-1, step=2)
-        r("del", -2, w, self.delete, last_key=-1)
-        r("unlink", -2, w, self.delete, last_key=-1)
-        r("exists", -2, ro, self.exists, last_key=-1)
-        r("incr", 2, w, lambda c, a: self._incrby(a[1], 1))
-        r("decr", 2, w, lambda c, a: self._incrby(a[1], -1))
-        r("incrby", 3, w, lambda c, a: self._incrby(a[1], _int_arg(a[2])))
-        r("decrby", 3, w, self.decrby)
-        r("append", 3, w, self.append)
-        r("strlen", 2, ro, self.strlen)
-        r("type", 2, ro, self.type)
-        r("expire", -3, w, lambda c, a: self._expire(a, 1000, is_relative=True))
-        r("pexpire", -3, w, lambda c, a: self._expire(a, 1, is_relative=True))
-        r("expireat", -3, w, lambda c, a: self._expire(a, 1000, is_relative=False))
-        r("pexpireat", -3, w, lambda c, a: self._expire(a, 1, is_relative=False))
-        r("ttl", 2, ro, lambda c, a: self._ttl(a[1], 1000))
-        r("pttl", 2, ro, lambda c, a: self._ttl(a[1], 1))
-        r("persist", 2, w, lambda c, a: self._write(Op.PERSIST, a[1]))
-        r("scan", -2, ro, self.scan, first_key=0, last_key=0)
+        ro_flags = ["readonly"]
+        r("scan", -2, ro_flags, self.scan, first_key=0, last_key=0)
         r("eraft.scan", -2, ["readonly", "admin"], self.cluster_scan, first_key=0, last_key=0)
-        r("keys", 2, ro, self.keys, first_key=0, last_key=0)
-        r("dbsize", 1, ro, self.dbsize, first_key=0, last_key=0)
-        r("flushall", -1, w, self.flushall, first_key=0, last_key=0)
-        r("flushdb", -1, w, self.flushall, first_key=0, last_key=0)
+        r("keys", 2, ro_flags, self.keys, first_key=0, last_key=0)
+        r("dbsize", 1, ro_flags, self.dbsize, first_key=0, last_key=0)
 
     # -- reads -----------------------------------------------------------
-    def get(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
-        key = argv[1]
-        return self._read(lambda: self.store.get(key, self.log_time_ms()), [key])
-
-    def mget(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
-        keys = argv[1:]
-        self._same_slot(keys)
-        return self._read(
-            lambda: [self.store.get_string(k, self.log_time_ms()) for k in keys], keys
-        )
-
-    def exists(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
-        keys = argv[1:]
-        self._same_slot(keys)
-        return self._read(
-            lambda: sum(1 for k in keys if self.store.key_type(k, self.log_time_ms()) is not None),
-            keys,
-        )
-
-    def strlen(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
-        key = argv[1]
-        return self._read(lambda: len(self.store.get(key, self.log_time_ms()) or b""), [key])
-
-    def type(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
-        key = argv[1]
-
-        def kind() -> SimpleString:
-            found = self.store.key_type(key, self.log_time_ms())
-            return SimpleString("none" if found is None else TYPE_NAMES[found])
-
-        return self._read(kind, [key])
-
-    def _ttl(self, key: bytes, unit: int) -> Answer:
-        def ttl() -> int:
-            now = self.log_time_ms()
-            record = self.store.get_record(key)
-            if record is None or not is_live(record, now):
-                return -2
-            exp = record_expire(record)
-            if not exp:
-                return -1
-            left = exp - now
-            return (left + unit // 2) // unit if unit > 1 else left
-
-        return self._read(ttl, [key])
-
     @staticmethod
     def _scan_args(argv: list[bytes]) -> tuple[int, int, bytes | None, KeyType | None, bool]:
         """(cursor, count, match, type, any?) of ``SCAN cursor [MATCH p]
@@ -279,101 +238,6 @@ class KVCommands:
             lambda _: self.store.count(self.log_time_ms(), self._served())
         )
 
-    # -- writes ----------------------------------------------------------
-    def set(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
-        key, value = argv[1], argv[2]
-        cond = SetCond.ALWAYS
-        expire_at: int | list[int] = 0
-        get = False
-        seen_expire = False
-        i = 3
-        while i < len(argv):
-            opt = argv[i].upper()
-            if opt in (b"NX", b"XX"):
-                if cond != SetCond.ALWAYS:
-                    raise _syntax()
-                cond = SetCond.NX if opt == b"NX" else SetCond.XX
-            elif opt == b"GET":
-                get = True
-            elif opt == b"KEEPTTL":
-                if seen_expire:
-                    raise _syntax()
-                seen_expire = True
-                expire_at = KEEPTTL
-            elif opt in (b"EX", b"PX", b"EXAT", b"PXAT"):
-                if seen_expire or i + 1 >= len(argv):
-                    raise _syntax()
-                seen_expire = True
-                n = _int_arg(argv[i + 1])
-                unit = 1000 if opt in (b"EX", b"EXAT") else 1
-                if n <= 0 or n * unit > MAX_TTL_MS:
-                    raise CommandError("invalid expire time in 'set' command")
-                deadlines: dict[bytes, int | list[int]] = {
-                    b"EX": relative(n * 1000),
-                    b"PX": relative(n),
-                    b"EXAT": n * 1000,
-                    b"PXAT": n,
-                }
-                expire_at = deadlines[opt]
-                i += 1
-            else:
-                raise _syntax()
-            i += 1
-        return self._write(Op.SET, key, value, expire_at, int(cond), get)
-
-    def setnx(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
-        d = self._write(Op.SET, argv[1], argv[2], 0, int(SetCond.NX), False)
-        return d.addCallback(lambda r: 1 if r == SimpleString("OK") else 0)
-
-    def getset(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
-        return self._write(Op.SET, argv[1], argv[2], 0, int(SetCond.ALWAYS), True)
-
-    def getdel(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
-        return self._write(Op.GETDEL, argv[1])
-
-    def mset(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
-        if len(argv) % 2 == 0:
-            raise CommandError("wrong number of arguments for 'mset' command")
-        self._same_slot(argv[1::2])
-        return self._write(Op.MSET, argv[1:])
-
-    def delete(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
-        self._same_slot(argv[1:])
-        return self._write(Op.DEL, argv[1:])
-
-    def _incrby(self, key: bytes, delta: int) -> Answer:
-        return self._write(Op.INCRBY, key, delta)
-
-    def decrby(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
-        n = _int_arg(argv[2])
-        if n == -(2**63):
-            raise CommandError("decrement would overflow")
-        return self._incrby(argv[1], -n)
-
-    def append(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
-        return self._write(Op.APPEND, argv[1], argv[2])
-
-    def _expire(self, argv: list[bytes], unit: int, is_relative: bool) -> Answer:
-        key = argv[1]
-        n = _int_arg(argv[2])
-        cond = ""
-        if len(argv) > 4:
-            raise _syntax()
-        if len(argv) == 4:
-            cond = argv[3].upper().decode("latin-1")
-            if cond not in ("NX", "XX", "GT", "LT"):
-                raise CommandError(f"Unsupported option {argv[3].decode('latin-1')}")
-        if abs(n * unit) > MAX_TTL_MS:
-            name = argv[0].decode("latin-1").lower()
-            raise CommandError(f"invalid expire time in '{name}' command")
-        at = relative(n * unit) if is_relative else n * unit
-        return self._write(Op.EXPIREAT, key, at, cond)
-
-    def flushall(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
-        if len(argv) > 2 or (len(argv) == 2 and argv[1].upper() not in (b"SYNC", b"ASYNC")):
-            raise _syntax()
-        return self._write(Op.FLUSHALL)
-
     def sweep_expired(self, now_ms: int, limit: int = 1000) -> defer.Deferred[object]:
         """On the leader: propose the deletion of keys whose deadline its
         clock (``now_ms``) says has passed, or, while keys have deadlines and
@@ -408,3 +272,105 @@ class KVCommands:
             return result
 
         return d.addBoth(still_there)
+
+
+# -- parsing: argv -> the state machine operation -----------------------------
+def set_call(
+    argv: list[bytes],
+    cond: SetCond,
+    get: bool = False,
+    expire_at: int | list[int] = 0,
+) -> OpCall:
+    return OpCall(Op.SET, (argv[1], argv[2], expire_at, int(cond), get))
+
+
+def parse_set(argv: list[bytes]) -> OpCall:
+    """``SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]``."""
+    cond = SetCond.ALWAYS
+    expire_at: int | list[int] = 0
+    get = False
+    seen_expire = False
+    i = 3
+    while i < len(argv):
+        opt = argv[i].upper()
+        if opt in (b"NX", b"XX"):
+            if cond != SetCond.ALWAYS:
+                raise _syntax()
+            cond = SetCond.NX if opt == b"NX" else SetCond.XX
+        elif opt == b"GET":
+            get = True
+        elif opt == b"KEEPTTL":
+            if seen_expire:
+                raise _syntax()
+            seen_expire = True
+            expire_at = KEEPTTL
+        elif opt in (b"EX", b"PX", b"EXAT", b"PXAT"):
+            if seen_expire or i + 1 >= len(argv):
+                raise _syntax()
+            seen_expire = True
+            n = _int_arg(argv[i + 1])
+            unit = 1000 if opt in (b"EX", b"EXAT") else 1
+            if n <= 0 or n * unit > MAX_TTL_MS:
+                raise CommandError("invalid expire time in 'set' command")
+            deadlines: dict[bytes, int | list[int]] = {
+                b"EX": relative(n * 1000),
+                b"PX": relative(n),
+                b"EXAT": n * 1000,
+                b"PXAT": n,
+            }
+            expire_at = deadlines[opt]
+            i += 1
+        else:
+            raise _syntax()
+        i += 1
+    return set_call(argv, cond, get, expire_at)
+
+
+def parse_mset(argv: list[bytes]) -> OpCall:
+    if len(argv) % 2 == 0:
+        raise CommandError("wrong number of arguments for 'mset' command")
+    return OpCall(Op.MSET, (argv[1:],))
+
+
+def parse_decrby(argv: list[bytes]) -> OpCall:
+    n = _int_arg(argv[2])
+    if n == -(2**63):
+        raise CommandError("decrement would overflow")
+    return OpCall(Op.INCRBY, (argv[1], -n))
+
+
+def parse_expire(argv: list[bytes], unit: int, is_relative: bool) -> OpCall:
+    """``EXPIRE key n [NX|XX|GT|LT]`` and its PEXPIRE/EXPIREAT/PEXPIREAT forms."""
+    n = _int_arg(argv[2])
+    cond = ""
+    if len(argv) > 4:
+        raise _syntax()
+    if len(argv) == 4:
+        cond = argv[3].upper().decode("latin-1")
+        if cond not in ("NX", "XX", "GT", "LT"):
+            raise CommandError(f"Unsupported option {argv[3].decode('latin-1')}")
+    if abs(n * unit) > MAX_TTL_MS:
+        name = argv[0].decode("latin-1").lower()
+        raise CommandError(f"invalid expire time in '{name}' command")
+    at = relative(n * unit) if is_relative else n * unit
+    return OpCall(Op.EXPIREAT, (argv[1], at, cond))
+
+
+def parse_flushall(argv: list[bytes]) -> OpCall:
+    if len(argv) > 2 or (len(argv) == 2 and argv[1].upper() not in (b"SYNC", b"ASYNC")):
+        raise _syntax()
+    return OpCall(Op.FLUSHALL, ())
+
+
+def _ok_as_int(result: object, conn: ConnectionState) -> Reply:
+    return 1 if result == OK else 0
+
+
+def _status(result: object, conn: ConnectionState) -> Reply:
+    return SimpleString(str(result))
+
+
+def _seconds(result: object, conn: ConnectionState) -> Reply:
+    """PTTL's milliseconds as TTL's seconds (rounded, as Redis does)."""
+    ms = int(result)  # type: ignore[call-overload]
+    return ms if ms < 0 else (ms + 500) // 1000

@@ -137,3 +137,28 @@ class CollectionMigrationTests(ClusterCase):
         self.assertEqual(owner.call("HGETALL", "{m}new"), [b"a", b"1"])
         self.cluster.run_until(lambda: rows_of(owner, layout.GARBAGE_PREFIX) == [])
         self.assertEqual(len(rows_of(owner)), 2521)
+
+
+class TransactionClusterTests(ClusterCase):
+    def test_exec_from_a_follower_is_one_entry_applied_everywhere(self) -> None:
+        follower = self.follower()
+        client = follower.client(fresh=True)
+        for argv in (("MULTI",), ("SET", "a", "1"), ("INCR", "a"), ("HSET", "h", "f", "v")):
+            self.cluster.wait(client.call(*argv))
+        entries_before = int(self.leader().raft_info()["raft_commit_index"])
+        self.assertEqual(self.cluster.wait(client.call("EXEC")), ["OK", 2, 1])
+        self.assertEqual(int(self.leader().raft_info()["raft_commit_index"]), entries_before + 1)
+        for node in self.nodes():
+            self.assertEqual(node.call("GET", "a"), b"2")
+            self.assertEqual(node.call("HGET", "h", "f"), b"v")
+
+    def test_watch_on_a_follower_sees_a_write_made_on_the_leader(self) -> None:
+        leader, follower = self.leader(), self.follower()
+        leader.call("SET", "balance", "10")
+        client = follower.client(fresh=True)
+        self.assertEqual(self.cluster.wait(client.call("WATCH", "balance")), "OK")
+        leader.call("DECRBY", "balance", "3")
+        for argv in (("MULTI",), ("SET", "balance", "0")):
+            self.cluster.wait(client.call(*argv))
+        self.assertIsNone(self.cluster.wait(client.call("EXEC")))
+        self.assertEqual(leader.call("GET", "balance"), b"7")

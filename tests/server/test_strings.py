@@ -14,11 +14,12 @@ from eraft_twisted.kv.app import KVApplication
 from eraft_twisted.kv.statemachine import Op, OpError, encode_op
 from eraft_twisted.kv.store import KVStore
 from eraft_twisted.raft.types import ConfState, Entry, EntryType
-from eraft_twisted.resp.commands import CommandError
+from eraft_twisted.resp.commands import CommandError, CommandTable
 from eraft_twisted.resp.encoder import SimpleString
 from eraft_twisted.resp.state import ClientRegistry, ConnectionState
 from eraft_twisted.rpc.codec import decode_result, encode_result
 from eraft_twisted.server.admin import ConfigCommands
+from eraft_twisted.server.datacmd import DataCommands
 from eraft_twisted.server.info import InfoBuilder
 from eraft_twisted.server.seams import NodeSettings, result_reply
 from eraft_twisted.server.strings import KVCommands
@@ -68,6 +69,14 @@ class KVCommandsTests(unittest.TestCase):
         self.sm = ShardedStateMachine(self.store)
         self.node = FakeNode(KVApplication(self.store, self.sm), self.clock)
         self.commands = KVCommands(self.node, self.store, self.clock, self.sm)
+        self.table = CommandTable()
+        self.commands.register(self.table, DataCommands(self.node, self.sm, self.clock))
+
+    def h(self, name: str) -> Callable[[ConnectionState, list[bytes]], object]:
+        """The handler registered for ``name``."""
+        cmd = self.table.get(name)
+        assert cmd is not None and cmd.handler is not None
+        return cmd.handler
 
     def call(
         self, handler: Callable[[ConnectionState, list[bytes]], object], *argv: bytes
@@ -82,26 +91,26 @@ class KVCommandsTests(unittest.TestCase):
     def test_a_clock_driven_node_stamps_the_clocks_time(self) -> None:
         self.clock.advance(1234.5)
         self.assertEqual(self.commands.now_ms(), 1_234_500)
-        self.assertEqual(self.call(self.commands.set, b"set", b"k", b"v"), SimpleString("OK"))
+        self.assertEqual(self.call(self.h("set"), b"set", b"k", b"v"), SimpleString("OK"))
         op, stamp, *_ = msgpack.unpackb(self.node.proposed[-1])
         self.assertEqual((op, stamp), (Op.SET, 1_234_500))
         self.clock.advance(1)
-        self.call(self.commands.append, b"append", b"k", b"w")
+        self.call(self.h("append"), b"append", b"k", b"w")
         self.assertEqual(msgpack.unpackb(self.node.proposed[-1])[1], 1_235_500)
 
     def test_reads_judge_expiry_by_the_logs_time_not_the_clock(self) -> None:
-        self.call(self.commands.set, b"set", b"k", b"v", b"px", b"100")  # at log time 0
+        self.call(self.h("set"), b"set", b"k", b"v", b"px", b"100")  # at log time 0
         self.clock.advance(3600)  # this node's clock runs far ahead of the log
         self.assertEqual(self.commands.log_time_ms(), 0)
-        self.assertEqual(self.call(self.commands.get, b"get", b"k"), b"v")
-        self.assertEqual(self.reply(self.commands._ttl(b"k", 1)), 100)
+        self.assertEqual(self.call(self.h("get"), b"get", b"k"), b"v")
+        self.assertEqual(self.call(self.h("pttl"), b"pttl", b"k"), 100)
         # An entry stamped later by the leader moves the log's time: now it is gone.
         self.node.propose(encode_op(Op.TICK, 100))
-        self.assertIsNone(self.call(self.commands.get, b"get", b"k"))
+        self.assertIsNone(self.call(self.h("get"), b"get", b"k"))
 
     def test_a_refusal_is_an_error_reply_with_its_code(self) -> None:
-        self.call(self.commands.set, b"set", b"k", b"abc")
-        d = self.commands.decrby(CONN, [b"decrby", b"k", b"1"])
+        self.call(self.h("set"), b"set", b"k", b"abc")
+        d = self.h("decrby")(CONN, [b"decrby", b"k", b"1"])
         assert isinstance(d, defer.Deferred)
         failure = self.failureResultOf(d, CommandError)
         self.assertEqual(
@@ -111,7 +120,7 @@ class KVCommandsTests(unittest.TestCase):
         # A write forwarded from a follower brings the error in its wire form.
         for answer in (OpError("MOVED", "12 h:1"), {"err": "MOVED 12 h:1"}):
             self.node.answer = answer
-            d = self.commands.set(CONN, [b"set", b"other", b"v"])
+            d = self.h("set")(CONN, [b"set", b"other", b"v"])
             assert isinstance(d, defer.Deferred)
             failure = self.failureResultOf(d, CommandError)
             self.assertEqual((failure.value.code, failure.value.message), ("MOVED", "12 h:1"))
@@ -125,7 +134,7 @@ class KVCommandsTests(unittest.TestCase):
             result_reply(OpError("TRYAGAIN", "later"))
 
     def test_the_sweeper_ticks_when_the_logs_time_lags_its_clock(self) -> None:
-        self.call(self.commands.set, b"set", b"k", b"v", b"px", b"10000")
+        self.call(self.h("set"), b"set", b"k", b"v", b"px", b"10000")
         proposed = len(self.node.proposed)
         # Nothing has expired by the leader's clock yet, but the log's time
         # is more than TICK_MS behind it: a bare time entry is proposed.

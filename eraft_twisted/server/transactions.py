@@ -1,0 +1,206 @@
+"""MULTI, EXEC, DISCARD, WATCH and UNWATCH.
+
+Commands after MULTI are queued (``+QUEUED``); an unknown command or a
+wrong arity while queueing makes EXEC answer ``-EXECABORT``, as in Redis.
+EXEC parses each queued data command (a syntax error becomes that
+command's error reply, as Redis's runtime errors do) and proposes all of
+them as ONE log entry (``exec``), so they apply atomically and in
+isolation on every replica. A transaction of reads only is answered after
+the read barrier instead, without a log write.
+
+WATCH reads each key's revision (linearizably, after the barrier); the
+``exec`` entry carries them and applies nothing, answering nil, if any
+watched key's revision differs by then. Commands that are not data
+commands (PING, ECHO, INFO...) are answered in their place in EXEC's
+reply, outside the entry. In a sharded group every key of a transaction
+(watched ones included) must be in one slot: ``-CROSSSLOT`` otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from twisted.internet import defer
+
+from ..hashslot import key_hash_slot
+from ..kv.results import OpError
+from ..kv.statemachine import KVStateMachine, Op, encode_op, named_ops
+from ..resp.commands import Command, CommandError, CommandTable
+from ..resp.encoder import NULL_ARRAY, ErrorReply, Reply, SimpleString
+from ..resp.state import ConnectionState
+from .datacmd import DataCommands, Shape
+from .seams import Answer, GroupNode, raft_failure, refusal
+
+QUEUED = SimpleString("QUEUED")
+OK = SimpleString("OK")
+IMMEDIATE = frozenset({"exec", "discard", "multi", "watch", "quit", "reset"})
+"""Commands that run at once even inside MULTI."""
+
+
+@dataclass
+class _Queue:
+    commands: list[tuple[Command, list[bytes]]] = field(default_factory=list)
+    dirty: bool = False
+    slot: int | None = None
+
+
+class Transactions:
+    """MULTI/EXEC/DISCARD/WATCH/UNWATCH over a group's data commands."""
+
+    def __init__(
+        self, node: GroupNode, sm: KVStateMachine, data: DataCommands, table: CommandTable
+    ) -> None:
+        self.node = node
+        self.sm = sm
+        self.data = data
+        self.table = table
+
+    def register(self) -> None:
+        t = self.table
+        g = {"group": "transactions"}
+        t.register("multi", 1, ["fast"], self.multi, 0, 0, 0, **g)
+        t.register("exec", 1, [], self.exec, 0, 0, 0, **g)
+        t.register("discard", 1, ["fast"], self.discard, 0, 0, 0, **g)
+        t.register("watch", -2, ["fast"], self.watch, 1, -1, 1, **g)
+        t.register("unwatch", 1, ["fast"], self.unwatch, 0, 0, 0, **g)
+        t.interceptor = self
+
+    # -- queueing ----------------------------------------------------------
+    def intercept(
+        self,
+        conn: ConnectionState,
+        cmd: Command | None,
+        argv: list[bytes],
+        error: ErrorReply | None,
+    ) -> object | None:
+        queue = conn.data.get("multi")
+        if not isinstance(queue, _Queue):
+            return None
+        if cmd is None:
+            queue.dirty = True
+            return None
+        name = cmd.fullname
+        if name in IMMEDIATE:
+            return None
+        if self.sm.shards.sharded():
+            for key in cmd.keys(argv):
+                slot = key_hash_slot(key)
+                if queue.slot is None:
+                    queue.slot = slot
+                elif slot != queue.slot:
+                    queue.dirty = True
+                    return CommandError(
+                        "Keys in request don't hash to the same slot", code="CROSSSLOT"
+                    ).reply
+        queue.commands.append((cmd, argv))
+        return QUEUED
+
+    def multi(self, conn: ConnectionState, argv: list[bytes]) -> Reply:
+        if "multi" in conn.data:
+            raise CommandError("MULTI calls can not be nested")
+        conn.data["multi"] = _Queue()
+        return OK
+
+    def discard(self, conn: ConnectionState, argv: list[bytes]) -> Reply:
+        if conn.data.pop("multi", None) is None:
+            raise CommandError("DISCARD without MULTI")
+        conn.data.pop("watch", None)
+        return OK
+
+    def unwatch(self, conn: ConnectionState, argv: list[bytes]) -> Reply:
+        conn.data.pop("watch", None)
+        return OK
+
+    def watch(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
+        if "multi" in conn.data:
+            raise CommandError("WATCH inside MULTI is not allowed")
+        keys = argv[1:]
+        self.data.same_slot(keys)
+
+        def read() -> object:
+            self.data.check_keys(keys)
+            return self.sm.read("revs", [keys])
+
+        def remember(revs: object) -> Reply:
+            watched = conn.data.setdefault("watch", {})
+            assert isinstance(watched, dict) and isinstance(revs, list)
+            for key, rev in zip(keys, revs, strict=True):
+                watched.setdefault(key, rev)
+            return OK
+
+        return self.node.read(read).addErrback(raft_failure).addCallback(remember)
+
+    # -- EXEC ----------------------------------------------------------------
+    def exec(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
+        queue = conn.data.pop("multi", None)
+        watched = conn.data.pop("watch", None)
+        if not isinstance(watched, dict):
+            watched = {}
+        if not isinstance(queue, _Queue):
+            raise CommandError("EXEC without MULTI")
+        if queue.dirty:
+            raise CommandError(
+                "Transaction discarded because of previous errors.", code="EXECABORT"
+            )
+        calls: list[list[object]] = []
+        plan: list[tuple[str, Any, Shape | None]] = []
+        reads_only = True
+        for cmd, args in queue.commands:
+            entry = self.data.calls.get(cmd.fullname)
+            if entry is None:
+                plan.append(("local", (cmd, args), None))
+                continue
+            parse, shape = entry
+            try:
+                call = parse(args)
+            except CommandError as e:
+                plan.append(("error", e.reply, None))
+                continue
+            if isinstance(call.op, Op) or named_ops(type(self.sm))[call.op][3] == "write":
+                reads_only = False
+            plan.append(("op", len(calls), shape))
+            op: object = int(call.op) if isinstance(call.op, Op) else call.op
+            calls.append([op, *call.args])
+        flat = [x for key, rev in watched.items() for x in (key, rev)]
+        if not calls and not flat:
+            d: defer.Deferred[Any] = defer.succeed([])
+        elif reads_only:
+            d = self.node.read(lambda: self.sm.read("exec", [flat, calls], writes=True))
+        else:
+            d = self.node.propose(encode_op("exec", self.data.now_ms(), flat, calls))
+        d.addErrback(raft_failure)
+        return d.addCallback(self._replies, plan, conn)
+
+    def _replies(
+        self, results: object, plan: list[tuple[str, Any, Shape | None]], conn: ConnectionState
+    ) -> Answer:
+        if results is None:
+            return NULL_ARRAY  # a watched key changed: nothing applied
+        err = results if isinstance(results, OpError) else OpError.from_wire(results)
+        if err is not None:
+            raise refusal(err)
+        assert isinstance(results, list)
+        replies: list[defer.Deferred[Any]] = []
+        for kind, what, shape in plan:
+            if kind == "op":
+                replies.append(defer.succeed(_one_reply(results[what], shape, conn)))
+            elif kind == "error":
+                replies.append(defer.succeed(what))
+            else:
+                cmd, args = what
+                replies.append(defer.maybeDeferred(self.table.dispatch, conn, args))
+        gathered = defer.gatherResults(replies, consumeErrors=True)
+        return gathered.addCallback(list)
+
+
+def _one_reply(result: object, shape: Shape | None, conn: ConnectionState) -> Reply:
+    err = result if isinstance(result, OpError) else OpError.from_wire(result)
+    if err is not None:
+        return ErrorReply(str(err))
+    if shape is None:
+        return result  # type: ignore[return-value]
+    try:
+        return shape(result, conn)
+    except CommandError as e:
+        return e.reply

@@ -43,7 +43,9 @@ SINGLE_KEY = {
 }  # fmt: skip
 READONLY = {"get", "strlen", "type", "ttl", "pttl"}
 # Commands the router may send again after an unknown outcome.
-RETRY_SAFE = READONLY | KEYED_READONLY | {"mget", "exists", "eraft.scan", "keys", "dbsize", "info"}
+RETRY_SAFE = (
+    READONLY | KEYED_READONLY | {"mget", "exists", "eraft.scan", "keys", "dbsize", "info"}
+) | {"eraft.revs"}
 
 
 class ConfigSource(Protocol):
@@ -64,6 +66,8 @@ class Router:
         self.meta = meta
         self.timeout = timeout
         self.pool = RespClientPool(reactor, timeout=timeout, keep_status=True)
+        self.pool3 = RespClientPool(reactor, timeout=timeout, keep_status=True, protocol=3)
+        """For clients that speak RESP3: the group shapes replies for them."""
         self.config: dict[str, Any] | None = None
         self.owners: list[int] = [0] * SLOTS
         self.first_slot: dict[int, int] = {}
@@ -142,9 +146,11 @@ class Router:
     # -- sending -----------------------------------------------------------
     @defer.inlineCallbacks
     def call_slot(
-        self, slot: int, argv: list[bytes]
+        self, slot: int, argv: list[bytes], protocol: int = 2
     ) -> Generator[defer.Deferred[Any], Any, RespReply]:
-        """Run ``argv`` on the group owning ``slot``, following redirections."""
+        """Run ``argv`` on the group owning ``slot``, following redirections,
+        over a RESP2 or a RESP3 (``protocol``) connection."""
+        pool = self.pool3 if protocol == 3 else self.pool
         if self.config is None:
             yield self._refresh_or_keep()
         readonly = argv[0].decode("latin-1").lower() in RETRY_SAFE
@@ -160,7 +166,7 @@ class Router:
             target = address or self._server(group)
             address = None
             try:
-                reply = yield self.pool.call(target, *argv)
+                reply = yield pool.call(target, *argv)
                 return reply
             except ReplyError as e:
                 code = e.code
@@ -252,7 +258,7 @@ class RouterCommands:
         r("info", -1, ["readonly"], self.info, 0, 0, 0)
 
     def single(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[RespReply]:
-        return self.router.call_key(argv[1], argv)
+        return self.router.call_slot(key_hash_slot(argv[1]), argv, conn.protocol_version)
 
     def keyed(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[RespReply]:
         """A data command whose keys share a slot: to that slot's group."""
@@ -260,7 +266,7 @@ class RouterCommands:
         slots = self.router.by_slot(keys)
         if len(slots) != 1:
             raise CommandError("Keys in request don't hash to the same slot", code="CROSSSLOT")
-        return self.router.call_slot(next(iter(slots)), argv)
+        return self.router.call_slot(next(iter(slots)), argv, conn.protocol_version)
 
     def mget(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[list[RespReply]]:
         keys = argv[1:]

@@ -23,6 +23,7 @@ from ..resp.protocol import MAX_CLIENTS, ClientLimits, RespServerFactory
 from ..resp.state import ConnectionState
 from ..rpc.metaclient import AMPMetaClient, WrongCluster
 from .router import Router, RouterCommands
+from .transactions import RouterTransactions
 
 log = Logger()
 
@@ -78,6 +79,7 @@ class RouterServer(MultiService):
         table = CommandTable()
         register_connection_commands(table, {"version": REDIS_VERSION, "mode": "standalone"})
         RouterCommands(self.router).register(table)
+        RouterTransactions(self.router, table).register()
         factory = RespServerFactory(
             table, max_clients=self.max_clients, clock=self.reactor, **self.client_limits
         )
@@ -107,6 +109,7 @@ class RouterServer(MultiService):
         d = super().stopService()
         if self.router is not None:
             self.router.pool.close()
+            self.router.pool3.close()
             self.router.meta.close()
         return d
 

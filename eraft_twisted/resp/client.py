@@ -20,7 +20,7 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 
 from ..net import no_delay
-from .encoder import SimpleString, encode
+from .encoder import NULL_ARRAY, SimpleString, Verbatim, encode
 
 RespReply = Any
 """A decoded reply: bytes, int, None, a list of replies, a SimpleString
@@ -103,11 +103,43 @@ class ReplyParser:
             value = bytes(self._buf[self._pos : self._pos + n])
             self._pos += n + 2
             return value
-        if kind == b"*":
+        if kind in (b"*", b">"):
             n = int(rest)
             if n < 0:
-                return None
+                return NULL_ARRAY
             return [self._parse() for _ in range(n)]
+        return self._parse_resp3(kind, rest)
+
+    def _parse_resp3(self, kind: bytes, rest: bytes) -> RespReply:
+        """The RESP3 types, as the encoder writes them back unchanged."""
+        if kind == b"_":
+            return None
+        if kind == b"#":
+            return rest == b"t"
+        if kind == b",":
+            return float(rest)
+        if kind == b"(":
+            return int(rest)
+        if kind == b"%":
+            n = int(rest)
+            pairs = [(self._parse(), self._parse()) for _ in range(n)]
+            try:
+                return dict(pairs)  # type: ignore[arg-type]
+            except TypeError:  # unhashable keys: keep the flat form
+                return [x for pair in pairs for x in pair]
+        if kind == b"~":
+            items = [self._parse() for _ in range(int(rest))]
+            try:
+                return set(items)  # type: ignore[arg-type]
+            except TypeError:
+                return items
+        if kind == b"=":
+            n = int(rest)
+            if len(self._buf) < self._pos + n + 2:
+                raise _Incomplete
+            value = bytes(self._buf[self._pos : self._pos + n])
+            self._pos += n + 2
+            return Verbatim(value[4:], value[:3].decode("latin-1"))
         raise hiredis.ProtocolError(f"unexpected reply type {kind!r}")
 
 
@@ -122,7 +154,9 @@ class RespClientProtocol(Protocol):
     replies stay SimpleString); otherwise hiredis parses them, faster.
     """
 
-    def __init__(self, keep_status: bool = False) -> None:
+    def __init__(self, keep_status: bool = False, protocol: int = 2) -> None:
+        self.protocol = protocol
+        """3: the connection speaks RESP3 (HELLO 3 first; needs keep_status)."""
         self._reader: ReplyParser | hiredis.Reader = (
             ReplyParser()
             if keep_status
@@ -135,6 +169,8 @@ class RespClientProtocol(Protocol):
     def connectionMade(self) -> None:
         no_delay(self.transport)
         self.connected_ = True
+        if self.protocol == 3:
+            self.call("HELLO", "3").addErrback(lambda f: self.close())
 
     def call(self, *args: bytes | str | int) -> defer.Deferred[RespReply]:
         """Send one command; fires with its reply or fails with ReplyError."""
@@ -212,8 +248,10 @@ class RespClientPool:
         keep_status: bool = False,
         connect: Connector | None = None,
         connect_timeout: float | None = None,
+        protocol: int = 2,
     ) -> None:
         self.reactor = reactor
+        self.protocol = protocol
         self.timeout = timeout
         self.keep_status = keep_status
         self.connect_timeout = timeout if connect_timeout is None else connect_timeout
@@ -225,7 +263,7 @@ class RespClientPool:
         host, _, port = address.rpartition(":")
         endpoint = TCP4ClientEndpoint(self.reactor, host, int(port), timeout=self.connect_timeout)
         d: defer.Deferred[RespConnection] = connectProtocol(
-            endpoint, RespClientProtocol(self.keep_status)
+            endpoint, RespClientProtocol(self.keep_status, self.protocol)
         )
         return d
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgpack
 from twisted.internet import defer
 
 from ..hashslot import key_hash_slot
@@ -64,6 +65,8 @@ class Transactions:
         t.register("discard", 1, ["fast"], self.discard, 0, 0, 0, **g)
         t.register("watch", -2, ["fast"], self.watch, 1, -1, 1, **g)
         t.register("unwatch", 1, ["fast"], self.unwatch, 0, 0, 0, **g)
+        t.register("eraft.revs", -2, ["readonly", "admin"], self.revs, 1, -1, 1)
+        t.register("eraft.exec", 2, ["write", "admin"], self.exec_packed, 0, 0, 0)
         t.interceptor = self
 
     # -- queueing ----------------------------------------------------------
@@ -131,6 +134,36 @@ class Transactions:
 
         return self.node.read(read).addErrback(raft_failure).addCallback(remember)
 
+    # -- for the router ------------------------------------------------------
+    def revs(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
+        """``ERAFT.REVS key...``: the keys' revisions, as WATCH reads them
+        (the router keeps them for its client's EXEC)."""
+        keys = argv[1:]
+        self.data.same_slot(keys)
+
+        def read() -> object:
+            self.data.check_keys(keys)
+            return self.sm.read("revs", [keys])
+
+        return self.node.read(read).addErrback(raft_failure)
+
+    def exec_packed(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
+        """``ERAFT.EXEC blob``: a whole transaction from the router, msgpack
+        ``[[key, revision, ...], [argv, ...]]``, run as this node's EXEC."""
+        try:
+            watched_flat, commands = msgpack.unpackb(argv[1], raw=True)
+            watched = dict(zip(watched_flat[::2], watched_flat[1::2], strict=True))
+        except Exception:
+            raise CommandError("malformed transaction") from None
+        queue = _Queue()
+        for args in commands:
+            cmd = self.table.resolve(args) if args else None
+            if cmd is None or not cmd.arity_ok(len(args)) or cmd.fullname in IMMEDIATE:
+                queue.dirty = True
+                break
+            queue.commands.append((cmd, list(args)))
+        return self._exec(queue, watched, conn)
+
     # -- EXEC ----------------------------------------------------------------
     def exec(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
         queue = conn.data.pop("multi", None)
@@ -139,6 +172,9 @@ class Transactions:
             watched = {}
         if not isinstance(queue, _Queue):
             raise CommandError("EXEC without MULTI")
+        return self._exec(queue, watched, conn)
+
+    def _exec(self, queue: _Queue, watched: dict[bytes, int], conn: ConnectionState) -> Answer:
         if queue.dirty:
             raise CommandError(
                 "Transaction discarded because of previous errors.", code="EXECABORT"

@@ -166,19 +166,49 @@ class ShardingTests(unittest.TestCase):
         c = self.d.client()
         c.mset({f"key:{i}": i for i in range(300)})
         c.set("ttl-key", "x", ex=1000)
+        c.hset("user:{7}", mapping={f"f{i}": i for i in range(50)})
+        c.hset("user:{8}", mapping={"name": "b"})
         self.add_group_and_rebalance()
+        # Collections route through the router to their key's group, and moved
+        # with their slots row by row.
+        self.assertEqual(len(c.hgetall("user:{7}")), 50)
+        self.assertEqual(c.hget("user:{8}", "name"), b"b")
+        self.assertEqual(c.hincrby("user:{7}", "f3", 10), 13)
+        self.assertEqual(c.type("user:{7}"), b"hash")
+        with self.assertRaises(redis.exceptions.ClusterCrossSlotError):
+            c.execute_command("RENAME", "user:{7}", "user:{8}x")
+        # A transaction runs in the group owning its one slot, WATCH included.
+        with c.pipeline(transaction=True) as tx:
+            tx.watch("user:{7}")
+            tx.multi()
+            tx.hincrby("user:{7}", "f3", 1)
+            tx.hget("user:{7}", "f3")
+            self.assertEqual(tx.execute(), [14, b"14"])
+        with c.pipeline(transaction=True) as tx:
+            tx.watch("user:{7}")
+            c.hset("user:{7}", "f3", "0")  # another client's write
+            tx.multi()
+            tx.hset("user:{7}", "f3", "lost")
+            with self.assertRaises(redis.exceptions.WatchError):
+                tx.execute()
+        self.assertEqual(c.hget("user:{7}", "f3"), b"0")
+        with self.assertRaises(redis.exceptions.ResponseError):
+            with c.pipeline(transaction=True) as tx:
+                tx.set("user:{7}a", 1)
+                tx.set("user:{8}a", 1)
+                tx.execute()
         # Everything is still there, now spread over both groups.
         self.assertEqual(
             c.mget([f"key:{i}" for i in range(300)]), [str(i).encode() for i in range(300)]
         )
-        self.assertEqual(c.dbsize(), 301)
+        self.assertEqual(c.dbsize(), 303)
         self.assertTrue(900 < c.ttl("ttl-key") <= 1000)
         g1, g2 = self.d.groups[1], self.d.groups[2]
         n1, n2 = g1.leader().client().dbsize(), g2.leader().client().dbsize()
-        self.assertEqual(n1 + n2, 301)
+        self.assertEqual(n1 + n2, 303)
         self.assertTrue(n1 > 50 and n2 > 50, (n1, n2))
         # SCAN through the router visits both groups.
-        self.assertEqual(len(set(c.scan_iter(count=50))), 301)
+        self.assertEqual(len(set(c.scan_iter(count=50))), 303)
         # A node of the wrong group redirects; a cross-slot MSET is refused.
         key = "key:7"
         owner = 1 if key_hash_slot(key.encode()) < 8192 else 2
@@ -240,7 +270,7 @@ class ShardingTests(unittest.TestCase):
         self.assertEqual(self.owners(0, 999), {3 - owner_of_0})
         out = subprocess.run([*ctl, "migrations"], capture_output=True, timeout=60)
         self.assertIn(b"groups still moving data: 0", out.stdout)
-        self.assertEqual(c.dbsize(), 301)
+        self.assertEqual(c.dbsize(), 303)
 
         from redis.cluster import ClusterNode, RedisCluster
 

@@ -16,6 +16,7 @@ from eraft_twisted.resp.client import (
 )
 from eraft_twisted.resp.commands import CommandError, CommandTable
 from eraft_twisted.resp.connection import register_connection_commands
+from eraft_twisted.resp.encoder import NULL_ARRAY
 from eraft_twisted.resp.protocol import RespServerFactory
 
 
@@ -115,4 +116,21 @@ class ReplyParserTests(unittest.TestCase):
             self.assertIsInstance(out[0], SimpleString)
             self.assertEqual(out[0], "OK")
             self.assertIsInstance(out[1], ReplyError)
-            self.assertEqual(out[2:], [42, b"abc", None, [b"x", [1]], None])
+            self.assertEqual(out[2:], [42, b"abc", None, [b"x", [1]], NULL_ARRAY])
+
+    def test_resp3_replies_keep_their_types(self) -> None:
+        from eraft_twisted.resp.client import ReplyParser
+        from eraft_twisted.resp.encoder import Verbatim, encode
+
+        values: list[object] = [
+            {b"f": b"v", b"g": 2},
+            {b"a", b"b"},
+            1.5,
+            None,
+            True,
+            Verbatim(b"text"),
+            NULL_ARRAY,
+        ]
+        p = ReplyParser()
+        p.feed(b"".join(encode(v, 3) for v in values))
+        self.assertEqual([p.gets() for _ in values], [*values[:6], None])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from eraft_twisted.hashslot import key_hash_slot
 from eraft_twisted.kv.records import unpack_meta
+from eraft_twisted.resp.encoder import NULL_ARRAY
 from eraft_twisted.storage import layout
 from eraft_twisted.testing.cluster import ClusterNode
 
@@ -160,5 +161,5 @@ class TransactionClusterTests(ClusterCase):
         leader.call("DECRBY", "balance", "3")
         for argv in (("MULTI",), ("SET", "balance", "0")):
             self.cluster.wait(client.call(*argv))
-        self.assertIsNone(self.cluster.wait(client.call("EXEC")))
+        self.assertIs(self.cluster.wait(client.call("EXEC")), NULL_ARRAY)
         self.assertEqual(leader.call("GET", "balance"), b"7")

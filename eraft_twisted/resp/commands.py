@@ -128,6 +128,9 @@ class Command:
     acl_categories: tuple[str, ...] = ()
     parent: Command | None = None
     subcommands: dict[bytes, Command] = field(default_factory=dict)
+    key_finder: Callable[[list[bytes]], list[bytes]] | None = None
+    """For commands whose keys follow a count (SINTERCARD, ZUNIONSTORE...):
+    finds them in ``argv`` (first_key/last_key/step cannot say where)."""
 
     @property
     def fullname(self) -> str:
@@ -141,6 +144,8 @@ class Command:
 
     def keys(self, argv: list[bytes]) -> list[bytes]:
         """The key arguments of ``argv`` per first_key/last_key/step."""
+        if self.key_finder is not None:
+            return self.key_finder(argv)
         if self.first_key <= 0:
             return []
         last = self.last_key if self.last_key >= 0 else len(argv) + self.last_key
@@ -249,6 +254,8 @@ class CommandTable:
         """
         lname = name.lower()
         fl = _flags(flags)
+        if first_key <= 0:
+            step = 0  # no keys: Redis reports a step of 0
         cmd = Command(
             name=lname,
             arity=arity,

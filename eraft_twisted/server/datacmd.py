@@ -68,6 +68,24 @@ def as_bool(result: Any, conn: ConnectionState) -> Reply:
     return int(result)
 
 
+def numkeys_at(at: int) -> Callable[[list[bytes]], list[bytes]]:
+    """The keys of a command whose key count is ``argv[at]`` (the keys
+    follow it; any argument before it from 1 on is a key too, such as
+    ZUNIONSTORE's destination). A bad count finds no keys: the command's
+    own parse answers the error."""
+
+    def find(argv: list[bytes]) -> list[bytes]:
+        try:
+            count = int(argv[at])
+        except (ValueError, IndexError):
+            return []
+        if count <= 0 or at + count >= len(argv):
+            return []
+        return argv[1:at] + argv[at + 1 : at + 1 + count]
+
+    return find
+
+
 def seed() -> int:
     """A random seed a proposer puts into an operation that chooses at
     random (SPOP, SRANDMEMBER...): every replica then chooses the same."""
@@ -111,9 +129,11 @@ class DataCommands:
         since: str = "1.0.0",
         complexity: str = "",
         write: bool | None = None,
+        keys: Callable[[list[bytes]], list[bytes]] | None = None,
     ) -> Command:
         """Register ``name``: whether it writes is the kind of the operation
-        its parse names (declare ``write`` when parse may name either)."""
+        its parse names (declare ``write`` when parse may name either);
+        ``keys`` finds the keys of a command whose keys follow a count."""
         self.calls[name] = (parse, shape)
         cmd_flags = ("write" if write else "readonly",) + flags if write is not None else flags
         holder: list[Command] = []
@@ -136,6 +156,7 @@ class DataCommands:
             since=since,
             complexity=complexity,
         )
+        cmd.key_finder = keys
         holder.append(cmd)
         return cmd
 

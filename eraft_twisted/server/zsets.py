@@ -10,7 +10,7 @@ from typing import Any
 from ..resp.commands import CommandTable
 from ..resp.encoder import Reply
 from ..resp.state import ConnectionState
-from .datacmd import DataCommands, OpCall, plain
+from .datacmd import DataCommands, OpCall, numkeys_at, plain
 from .zsetargs import (
     int_arg,
     lex_range,
@@ -109,8 +109,8 @@ class SortedSetCommands:
             partial(parse_range, how=None, rev=None, store=True),
             last_key=2,
         )
-        add("zunionstore", -4, parse_store, write=True)
-        add("zinterstore", -4, parse_store, write=True)
+        add("zunionstore", -4, parse_store, write=True, keys=numkeys_at(2))
+        add("zinterstore", -4, parse_store, write=True, keys=numkeys_at(2))
         add("zscan", -3, parse_scan, as_scan)
 
     def _ranges(self, table: CommandTable) -> None:

@@ -126,8 +126,23 @@ class StateMachineReads(StorageBase):
         (its implicit snapshot) with the unwritten changes of that range,
         both as of this call. For ranges a request bounds."""
         pending = {k: v for k, (_, v) in self._overlay.items() if start <= k < stop}
-        base = self._db.iterator(start=start, stop=stop, reverse=reverse)
-        return merge_changes(((bytes(k), bytes(v)) for k, v in base), pending, reverse)
+        return merge_changes(self._written(start, stop, reverse), pending, reverse)
+
+    def _written(self, start: bytes, stop: bytes, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
+        snap = self._db.snapshot()
+        try:
+            found = False
+            for k, v in snap.iterator(start=start, stop=stop, reverse=reverse):
+                found = True
+                yield bytes(k), bytes(v)
+            if reverse and not found:
+                # plyvel 1.5's reverse iterator misses a range whose only
+                # key is ``start`` itself.
+                last = snap.get(start)
+                if last is not None:
+                    yield start, bytes(last)
+        finally:
+            snap.close()
 
     def pending_overlay(self) -> dict[bytes, bytes | None]:
         """State-machine changes submitted by :meth:`apply_ops` but not yet written.

@@ -77,3 +77,24 @@ class MergeTests(SynchronousTestCase):
         backwards = list(merge_changes(iter(base[::-1]), changes, reverse=True))
         self.assertEqual(backwards, merged[::-1])
         self.assertEqual(list(merge_changes(iter([]), {b"x": None})), [])
+
+
+class MixinTests(SynchronousTestCase):
+    def test_no_two_operation_classes_define_the_same_name(self) -> None:
+        """KVStateMachine inherits every type's operations: a helper of one
+        type with the name of another's would silently replace it."""
+        from eraft_twisted.kv.collection import DataOps
+        from eraft_twisted.kv.statemachine import KVStateMachine
+
+        owners: dict[str, str] = {}
+        clashes = []
+        for cls in KVStateMachine.__mro__:
+            if cls in (KVStateMachine, DataOps, object) or not issubclass(cls, DataOps):
+                continue
+            for name in vars(cls):
+                if name.startswith("__"):
+                    continue
+                if name in owners and owners[name] != cls.__name__:
+                    clashes.append(f"{name}: {owners[name]} and {cls.__name__}")
+                owners.setdefault(name, cls.__name__)
+        self.assertEqual(clashes, [])

@@ -7,19 +7,11 @@ import random
 from itertools import chain, islice
 
 from .collection import DataOps, read_op, refuse, write_op
-from .hashutil import (
-    CURSOR_BYTES,
-    LLONG_MAX,
-    LLONG_MIN,
-    Glob,
-    format_ld,
-    make_cursor,
-    parse_ld,
-    parse_ll,
-    round_ld,
-)
+from .longdouble import add_ld, format_ld, parse_ld
+from .numbers import LLONG_MAX, LLONG_MIN, parse_ll
 from .records import KeyType, Meta
-from .results import OK, Applied, Result
+from .results import OK, Applied
+from .scanning import scan_options, scan_page
 
 HASH = KeyType.HASH
 _SMALL = 512
@@ -109,11 +101,11 @@ class HashOps(DataOps):
             raise refuse("value is NaN or Infinity")
         meta = self.collection(key, now, HASH)
         raw = None if meta is None else self.get_row(meta, field)
-        value = 0 if raw is None else parse_ld(raw)
+        value = parse_ld(b"0" if raw is None else raw)
         if value is None:
             raise refuse("hash value is not a float")
-        total = value + step if isinstance(value, float) else round_ld(value + step)
-        if isinstance(total, float):
+        total = add_ld(value, step)
+        if total is None:
             raise refuse("increment would produce NaN or Infinity")
         text = format_ld(total)
         self._put_number(key, meta, field, text)
@@ -172,17 +164,8 @@ class HashOps(DataOps):
         meta = self.collection(key, now, HASH)
         if meta is None:
             return [b"0", []], []
-        count, glob = _scan_options(options)
-        found: list[Result] = []
-        cursor = b"0"
-        for n, (field, value) in enumerate(self.rows(meta, start)):
-            # a cursor keeps a prefix of the field: go on while it would not move
-            if n >= count and field[:CURSOR_BYTES] != start:
-                cursor = make_cursor(field)
-                break
-            if glob is None or glob.match(field):
-                found += [field, value]
-        return [cursor, found], []
+        cursor, found = scan_page(self.rows(meta, start), start, *scan_options(options))
+        return [cursor, [x for row in found for x in row]], []
 
     @read_op()
     def op_hrandfield(
@@ -258,23 +241,3 @@ class HashOps(DataOps):
         for row in islice(self.rows(meta, point), 1):
             return row
         return next(self.rows(meta))
-
-
-def _scan_options(options: list[bytes]) -> tuple[int, Glob | None]:
-    count, glob = 10, None
-    i = 0
-    while i < len(options):
-        name = options[i].lower()
-        if name == b"count" and i + 1 < len(options):
-            value = parse_ll(options[i + 1])
-            if value is None:
-                raise refuse("value is not an integer or out of range")
-            if value < 1:
-                raise refuse("syntax error")
-            count = value
-        elif name == b"match" and i + 1 < len(options):
-            glob = Glob(options[i + 1])
-        else:
-            raise refuse("syntax error")
-        i += 2
-    return count, glob

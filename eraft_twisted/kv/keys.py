@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import random
-from fractions import Fraction
 from typing import Protocol
 
 from ..hashslot import SLOTS, key_hash_slot
 from ..storage import layout
 from .collection import DataOps, read_op, refuse, write_op
-from .longdouble import Infinite, format_ld, parse_ld, round_ld
+from .longdouble import add_ld, format_ld, parse_ld
+from .numbers import parse_ll
 from .records import (
     KeyType,
     is_live,
@@ -31,15 +31,6 @@ _UNITS = {"EX": 1000, "PX": 1, "EXAT": 1000, "PXAT": 1}
 
 class _Owner(Protocol):
     def check_key(self, key: bytes) -> object | None: ...
-
-
-def _strict_int(value: bytes) -> int | None:
-    """Redis's integer parsing (no spaces, no '+', no leading zeros, int64)."""
-    s = value[1:] if value[:1] == b"-" else value
-    if not s.isdigit() or len(value) > 20 or (len(s) > 1 and s[:1] == b"0") or value == b"-0":
-        return None
-    n = int(value)
-    return n if -(2**63) <= n <= INT64_MAX else None
 
 
 def expire_error(command: str) -> str:
@@ -148,7 +139,7 @@ class KeyOps(DataOps):
             return None, []
         value = string_value(record)
         if mode in _UNITS:
-            n = _strict_int(arg or b"")
+            n = parse_ll(arg or b"")
             if n is None:
                 raise refuse("value is not an integer or out of range")
             unit = _UNITS[mode]
@@ -168,23 +159,14 @@ class KeyOps(DataOps):
     @write_op()
     def op_incrbyfloat(self, now: int, key: bytes, incr: bytes) -> Applied:
         record = self._live_string(key, now)
-        total = Fraction(0)
-        infinite = False
-        for raw in (string_value(record) if record is not None else b"0", incr):
-            try:
-                part = parse_ld(raw)
-            except Infinite:
-                infinite = True
-                continue
-            if part is None:
-                raise refuse("value is not a valid float")
-            total += part
-        try:
-            if infinite:
-                raise Infinite()
-            text = format_ld(round_ld(total))
-        except Infinite:
-            raise refuse("increment would produce NaN or Infinity") from None
+        value = parse_ld(string_value(record) if record is not None else b"0")
+        step = parse_ld(incr)
+        if value is None or step is None:
+            raise refuse("value is not a valid float")
+        total = add_ld(value, step)
+        if total is None:
+            raise refuse("increment would produce NaN or Infinity")
+        text = format_ld(total)
         self._put_string(key, text, record_expire(record) if record is not None else 0)
         return text, []
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 
 from .collection import DataOps, read_op, refuse, write_op
-from .hashutil import parse_ll as parse_int64
+from .numbers import parse_ll as parse_int64
 from .records import KeyType, Meta
 from .results import OK, Applied, Result
 
@@ -167,6 +167,19 @@ class ListOps(DataOps):
                 target = self.new_collection(dst, LIST)
         self.save(dst, self._push(target, popped, to_left))
         return popped[0], []
+
+    @write_op("list")
+    def op_bpop(self, now: int, keys: list[bytes], left: bool) -> Applied:
+        """BLPOP/BRPOP's pop: one element from the first non-empty list of
+        ``keys`` as ``[key, element]``, or nil if all are empty (the caller
+        then waits for a push). A key of another type is WRONGTYPE."""
+        for key in keys:
+            meta = self.collection(key, now, LIST)
+            if meta is not None:
+                popped, meta = self._pop(meta, 1, left)
+                self.save(key, meta)
+                return [key, popped[0]], []
+        return None, []
 
     # -- reads ---------------------------------------------------------------
     @read_op()

@@ -1,5 +1,5 @@
-"""INCRBYFLOAT's arithmetic as Redis does it on x86-64: C ``long double``
-(64-bit significand, 15-bit exponent), parsed like ``strtold`` and printed
+"""Redis's ``long double`` arithmetic on x86-64 (INCRBYFLOAT, HINCRBYFLOAT):
+64-bit significand, 15-bit exponent, parsed like ``string2ld`` and printed
 like ``%.17Lf`` without trailing zeroes. Exact rationals rounded to that
 format, so every replica computes the same digits as Redis."""
 
@@ -19,13 +19,12 @@ _LIMIT = 1 << 16384
 
 _DEC = re.compile(rb"([+-]?)(\d+\.?\d*|\.\d+)(?:[eE]([+-]?\d+))?\Z")
 _HEX = re.compile(rb"([+-]?)0[xX]([0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP]([+-]?\d+))?\Z")
-_INF = re.compile(rb"[+-]?(?:inf|infinity)\Z", re.IGNORECASE)
+_INF = re.compile(rb"([+-]?)(?:inf|infinity)\Z", re.IGNORECASE)
 _CHUNK = 4000
 """Digits converted at a time (Python limits int <-> str conversions)."""
 
-
-class Infinite(Exception):
-    """The value is infinite (or not a number)."""
+LongDouble = Fraction | float
+"""A finite long double (an exact Fraction) or an infinity (a float)."""
 
 
 def _int(digits: bytes, base: int = 10) -> int:
@@ -52,9 +51,16 @@ def _exponent(exp: bytes | None, scale: int) -> int | None:
     return int(exp) - scale
 
 
-def round_ld(v: Fraction) -> Fraction:
-    """``v`` rounded to the nearest long double (ties to even);
-    :class:`Infinite` if it overflows."""
+def _round_half_even(num: int, den: int) -> int:
+    q, r = divmod(num, den)
+    if 2 * r > den or (2 * r == den and q & 1):
+        q += 1
+    return q
+
+
+def round_ld(v: Fraction) -> LongDouble:
+    """``v`` rounded to the nearest long double (ties to even); an
+    infinity if it overflows."""
     if v == 0:
         return v
     a = abs(v)
@@ -64,24 +70,22 @@ def round_ld(v: Fraction) -> Fraction:
         e -= 1
     shift = max(e - (_MANT_BITS - 1), _MIN_EXP)
     num, den = (n, d << shift) if shift >= 0 else (n << -shift, d)
-    q, r = divmod(num, den)
-    if 2 * r > den or (2 * r == den and q & 1):
-        q += 1
-    out = Fraction(q) * (Fraction(2) ** shift)
+    out = Fraction(_round_half_even(num, den)) * (Fraction(2) ** shift)
     if out >= _LIMIT:
-        raise Infinite()
+        return float("inf") if v > 0 else float("-inf")
     return out if v > 0 else -out
 
 
-def parse_ld(raw: bytes) -> Fraction | None:
-    """The long double ``raw`` spells as Redis reads it, None if Redis
-    refuses it; :class:`Infinite` for an infinity it accepts."""
+def parse_ld(raw: bytes) -> LongDouble | None:
+    """The long double ``raw`` spells, as Redis's ``string2ld`` reads it
+    (the whole string, no NaN, no overflow or underflow to zero); None if
+    Redis refuses it."""
     if not raw or len(raw) >= MAX_CHARS:
         return None
-    text = raw.split(b"\0", 1)[0]  # strtold stops at the C string's end
-    if _INF.match(text):
-        raise Infinite()
-    m = _DEC.match(text)
+    m = _INF.match(raw)
+    if m:
+        return float("-inf") if m.group(1) == b"-" else float("inf")
+    m = _DEC.match(raw)
     if m is not None:
         sign, body, exp = m.groups()
         whole, _, frac = body.partition(b".")
@@ -91,7 +95,7 @@ def parse_ld(raw: bytes) -> Fraction | None:
         magnitude = len(_digits(mant))
         bounds = (4934, -4952)
     else:
-        m = _HEX.match(text)
+        m = _HEX.match(raw)
         if m is None:
             return None
         sign, body, exp = m.groups()
@@ -107,22 +111,24 @@ def parse_ld(raw: bytes) -> Fraction | None:
         return None  # an exponent this long over- or underflows
     if power + magnitude > bounds[0] or power + magnitude < bounds[1]:
         return None  # out of range: strtold's ERANGE, to infinity or zero
-    try:
-        value = round_ld(Fraction(mant) * Fraction(base) ** power)
-    except Infinite:
-        return None
-    if value == 0:
+    value = round_ld(Fraction(mant) * Fraction(base) ** power)
+    if isinstance(value, float) or value == 0:
         return None
     return -value if sign == b"-" else value
+
+
+def add_ld(a: LongDouble, b: LongDouble) -> Fraction | None:
+    """``a + b`` rounded to a long double; None if it is infinite or NaN."""
+    if isinstance(a, float) or isinstance(b, float):
+        return None
+    total = round_ld(a + b)
+    return None if isinstance(total, float) else total
 
 
 def format_ld(v: Fraction) -> bytes:
     """``%.17Lf`` without trailing zeroes (and ``-0`` as ``0``)."""
     scaled = v * 10**17
-    q, r = divmod(scaled.numerator, scaled.denominator)
-    den = scaled.denominator
-    if 2 * r > den or (2 * r == den and q & 1):
-        q += 1
+    q = _round_half_even(scaled.numerator, scaled.denominator)
     sign = "-" if q < 0 else ""
     whole, frac = divmod(abs(q), 10**17)
     text = f"{sign}{_digits(whole)}.{frac:017d}".rstrip("0").rstrip(".")

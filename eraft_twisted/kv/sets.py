@@ -14,13 +14,14 @@ A set of at most 16 members is read whole and the choice is uniform.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from itertools import chain
 from typing import NamedTuple
 
 from .collection import DataOps, read_op, write_op
 from .records import KeyType, Meta
 from .results import Applied, Result
+from .scanning import scan_options, scan_page
 
 SET = KeyType.SET
 
@@ -237,23 +238,14 @@ class SetOps(DataOps):
         return member  # not reached: fewer members are chosen than exist
 
     @read_op()
-    def op_sscan(
-        self, now: int, key: bytes, start: bytes | None, match: bytes | None, count: int
-    ) -> Applied:
-        """``[next start or None, members]``: up to ``count`` members from
-        ``start`` on (None: nothing is left), those matching ``match``."""
+    def op_sscan(self, now: int, key: bytes, start: bytes, options: list[bytes]) -> Applied:
+        """``[cursor, members]``: up to COUNT members from ``start`` (the
+        options are checked here: Redis checks them only for a set)."""
         meta = self.collection(key, now, SET)
-        if meta is None or start is None:
-            return [None, []], []
-        rows = self.rows(meta, start=start)
-        batch = [m for m, _ in _take(rows, count)]
-        following = next(rows, None)
-        if match is not None and match != b"*":
-            from .store import glob_to_regex  # kv.store imports this module's users
-
-            pattern = glob_to_regex(match)
-            batch = [m for m in batch if pattern.fullmatch(m)]
-        return [None if following is None else following[0], _res(batch)], []
+        if meta is None:
+            return [b"0", []], []
+        cursor, found = scan_page(self.rows(meta, start), start, *scan_options(options))
+        return [cursor, [member for member, _ in found]], []
 
     # -- several keys --------------------------------------------------------
     @read_op("list")
@@ -305,15 +297,4 @@ class SetOps(DataOps):
 def _res(members: Iterable[bytes]) -> Result:
     """``members`` as an operation's result."""
     out: list[Result] = list(members)
-    return out
-
-
-def _take(rows: Iterator[tuple[bytes, bytes]], n: int) -> list[tuple[bytes, bytes]]:
-    out: list[tuple[bytes, bytes]] = []
-    if n <= 0:
-        return out
-    for row in rows:
-        out.append(row)
-        if len(out) >= n:
-            break
     return out

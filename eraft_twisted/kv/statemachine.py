@@ -26,6 +26,7 @@ from .collection import RowStore, op_keys, write_op
 from .hashes import HashOps
 from .keys import KeyOps
 from .lists import ListOps
+from .numbers import parse_ll
 from .records import (
     KeyType,
     is_live,
@@ -168,19 +169,8 @@ def live_value(record: bytes | None, now_ms: int) -> bytes | None:
     return string_of(record)
 
 
-def parse_int(value: bytes) -> int | None:
-    """Redis's strict integer parsing (no spaces, no '+', fits in int64)."""
-    if not value or len(value) > 20:
-        return None
-    s = value[1:] if value[:1] == b"-" else value
-    if not s.isdigit() or (len(s) > 1 and s[:1] == b"0"):
-        return None
-    if value == b"-0":
-        return None
-    n = int(value)
-    if n < INT64_MIN or n > INT64_MAX:
-        return None
-    return n
+parse_int = parse_ll
+"""Redis's strict integer parsing (no spaces, no '+', fits in int64)."""
 
 
 class SlotOwnership(Protocol):

@@ -25,7 +25,6 @@ than memory slows the whole group, applies included.
 from __future__ import annotations
 
 import heapq
-import re
 from collections.abc import Callable, Iterator
 from typing import Protocol, TypeVar
 
@@ -39,51 +38,10 @@ from ..storage.db import merge_changes
 from ..storage.leveldb import LevelDBStorage
 from .records import KeyType, is_live, record_expire, record_type
 from .results import Writes, WrongType
+from .scanning import Glob
 from .statemachine import live_value
 
 T = TypeVar("T")
-
-
-def glob_to_regex(pattern: bytes) -> re.Pattern[bytes]:
-    """Compile a Redis glob (``*``, ``?``, ``[a-z]``, ``[^x]``, ``\\x``)."""
-    out = bytearray()
-    i = 0
-    n = len(pattern)
-    while i < n:
-        c = pattern[i : i + 1]
-        if c == b"*":
-            out += b".*"
-        elif c == b"?":
-            out += b"."
-        elif c == b"\\" and i + 1 < n:
-            i += 1
-            out += re.escape(pattern[i : i + 1])
-        elif c == b"[":
-            j = i + 1
-            cls = bytearray(b"[")
-            if j < n and pattern[j : j + 1] == b"^":
-                cls += b"^"
-                j += 1
-            while j < n and pattern[j : j + 1] != b"]":
-                ch = pattern[j : j + 1]
-                if ch == b"\\" and j + 1 < n:
-                    j += 1
-                    cls += re.escape(pattern[j : j + 1])
-                elif ch == b"-":
-                    cls += b"-"
-                else:
-                    cls += re.escape(ch)
-                j += 1
-            if j >= n:  # unterminated class: match the rest literally
-                out += re.escape(pattern[i:])
-                break
-            cls += b"]"
-            out += bytes(cls)
-            i = j
-        else:
-            out += re.escape(c)
-        i += 1
-    return re.compile(bytes(out) + b"\\Z", re.DOTALL)
 
 
 class DataView(Protocol):
@@ -126,6 +84,9 @@ class KVStore:
         """Key -> deadline of every key with a TTL (the expiry index)."""
         self._expiry: list[tuple[int, bytes]] = []
         """A heap over ``_deadlines``, with stale entries dropped lazily."""
+        self.key_listeners: dict[bytes, set[Callable[[bytes], object]]] = {}
+        """Called with a key whenever an applied write changes its record
+        (clients blocked in BLPOP & co. wait on these)."""
         self._clearing: list[tuple[int, int]] = []
         self._after_clear: dict[bytes, bytes | None] = {}
 
@@ -215,6 +176,10 @@ class KVStore:
         for k, v in writes:
             self._staged[k] = v
         self.track_expiry(writes)
+        if self.key_listeners:
+            for k, _ in writes:
+                for listener in list(self.key_listeners.get(k, ())):
+                    listener(k)
 
     def flush(
         self, applied_index: int, conf_state: ConfState | None = None
@@ -292,7 +257,7 @@ class KVStore:
         slot ``end`` (the next cursor is then ``end``).
         """
         snap, overlay = self._view()
-        regex = glob_to_regex(match) if match and match != b"*" else None
+        regex = Glob(match) if match and match != b"*" else None
 
         def work() -> tuple[int, list[bytes]]:
             keys: list[bytes] = []
@@ -314,7 +279,7 @@ class KVStore:
     ) -> defer.Deferred[list[bytes]]:
         """Every live key matching ``match`` (in served slots), in a thread."""
         snap, overlay = self._view()
-        regex = glob_to_regex(match) if match and match != b"*" else None
+        regex = Glob(match) if match and match != b"*" else None
         return self._in_thread(
             lambda: self._slot_keys(snap, overlay, 0, SLOTS - 1, now_ms, regex, served), snap
         )
@@ -422,7 +387,7 @@ class KVStore:
         lo: int,
         hi: int,
         now_ms: int | None,
-        regex: re.Pattern[bytes] | None,
+        regex: Glob | None,
         served: Callable[[int], bool] | None = None,
         kind: KeyType | None = None,
     ) -> list[bytes]:

@@ -9,6 +9,7 @@ import math
 from .collection import read_op, refuse, write_op
 from .records import KeyType, Meta, record_type, unpack_meta
 from .results import Applied, Result, WrongType
+from .scanning import scan_options
 from .zsetrange import ZSET, ZSetRangeOps, index_sub, pack_score, unpack_score
 
 NX, XX, GT, LT, CH, INCR = 1, 2, 4, 8, 16, 32
@@ -215,24 +216,18 @@ class ZSetOps(ZSetRangeOps):
         return self.z_store(dst, list(scores.items())), []
 
     @read_op()
-    def op_zscan(
-        self, now: int, key: bytes, cursor: int, pattern: bytes, count: int, error: bytes
-    ) -> Applied:
-        """ZSCAN: the cursor counts members in member order. ``error``: a
-        bad option, which Redis reports only for a sorted set."""
+    def op_zscan(self, now: int, key: bytes, cursor: int, options: list[bytes]) -> Applied:
+        """ZSCAN: the cursor counts members in member order (the options
+        are checked here: Redis checks them only for a sorted set)."""
         meta = self.collection(key, now, ZSET)
         if meta is None:
             return [b"0", []], []
-        if error:
-            raise refuse(error.decode())
-        from .store import glob_to_regex  # store imports the state machine
-
-        regex = glob_to_regex(pattern) if pattern and pattern != b"*" else None
+        count, glob = scan_options(options)
         out: list[Result] = []
         if meta.count <= SCAN_ALL:
             # Redis's compact encoding answers all, in the set's order.
             for member, score in self.z_index(meta):
-                if regex is None or regex.match(member):
+                if glob is None or glob.match(member):
                     out += [member, score]
             return [b"0", out], []
         seen = nxt = 0
@@ -244,7 +239,7 @@ class ZSetOps(ZSetRangeOps):
                 break
             seen += 1
             member = sub[1:]
-            if regex is None or regex.match(member):
+            if glob is None or glob.match(member):
                 out += [member, unpack_score(value)]
         return [str(nxt).encode(), out], []
 

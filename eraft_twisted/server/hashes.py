@@ -5,13 +5,12 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from ..kv.hashutil import parse_cursor, parse_ll
+from ..kv.statemachine import INT64_MAX
 from ..resp.commands import CommandError, CommandTable, wrong_arity
 from ..resp.encoder import Reply
 from ..resp.state import ConnectionState
+from .args import int_arg, parse_scan, random_count, syntax
 from .datacmd import DataCommands, OpCall, as_map, seed
-
-_LONG_MAX = (1 << 63) - 1
 
 
 def _pairs(argv: list[bytes]) -> list[bytes]:
@@ -28,36 +27,18 @@ def _hmset(argv: list[bytes]) -> OpCall:
     return OpCall("hmset", (argv[1], _pairs(argv)))
 
 
-def _integer(raw: bytes) -> int:
-    value = parse_ll(raw)
-    if value is None:
-        raise CommandError("value is not an integer or out of range")
-    return value
-
-
 def _hincrby(argv: list[bytes]) -> OpCall:
-    return OpCall("hincrby", (argv[1], argv[2], _integer(argv[3])))
-
-
-def _hscan(argv: list[bytes]) -> OpCall:
-    start = parse_cursor(argv[2])
-    if start is None:
-        raise CommandError("invalid cursor")
-    return OpCall("hscan", (argv[1], start, argv[3:]))
+    return OpCall("hincrby", (argv[1], argv[2], int_arg(argv[3])))
 
 
 def _hrandfield(argv: list[bytes]) -> OpCall:
     if len(argv) == 2:
         return OpCall("hrandfield", (argv[1], None, False, seed()))
-    count = _integer(argv[2])
-    if count < -_LONG_MAX:
-        raise CommandError(
-            f"value is out of range, value must between {-_LONG_MAX} and {_LONG_MAX}"
-        )
+    count = random_count(argv[2])
     if len(argv) > 4 or (len(argv) == 4 and argv[3].lower() != b"withvalues"):
-        raise CommandError("syntax error")
+        raise syntax()
     withvalues = len(argv) == 4
-    if withvalues and not -_LONG_MAX // 2 <= count <= _LONG_MAX // 2:
+    if withvalues and not -INT64_MAX // 2 <= count <= INT64_MAX // 2:
         raise CommandError("value is out of range")
     return OpCall("hrandfield", (argv[1], count, withvalues, seed()))
 
@@ -93,5 +74,5 @@ class HashCommands:
         add("hvals", 2, lambda a: OpCall("hvals", (a[1],)))
         add("hincrby", 4, _hincrby)
         add("hincrbyfloat", 4, lambda a: OpCall("hincrbyfloat", (a[1], a[2], a[3])))
-        add("hscan", -3, _hscan)
+        add("hscan", -3, partial(parse_scan, "hscan"))
         add("hrandfield", -2, _hrandfield, _field_value_pairs)

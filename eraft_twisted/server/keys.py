@@ -7,20 +7,9 @@ from __future__ import annotations
 from functools import partial
 
 from ..kv.keys import INT64_MAX, expire_error
-from ..kv.statemachine import parse_int
 from ..resp.commands import CommandError, CommandTable, wrong_arity
+from .args import int_arg, syntax
 from .datacmd import DataCommands, OpCall, seed
-
-
-def _int(value: bytes) -> int:
-    n = parse_int(value)
-    if n is None:
-        raise CommandError("value is not an integer or out of range")
-    return n
-
-
-def _syntax() -> CommandError:
-    return CommandError("syntax error")
 
 
 def _rename(nx: bool, argv: list[bytes]) -> OpCall:
@@ -36,11 +25,11 @@ def _copy(argv: list[bytes]) -> OpCall:
         if opt == b"replace":
             replace = True
         elif opt == b"db" and i + 1 < len(argv):
-            if _int(argv[i + 1]) != 0:
+            if int_arg(argv[i + 1]) != 0:
                 raise CommandError("DB index is out of range")
             i += 1
         else:
-            raise _syntax()
+            raise syntax()
         i += 1
     if argv[1] == argv[2]:
         raise CommandError("source and destination objects are the same")
@@ -68,20 +57,20 @@ def _getex(argv: list[bytes]) -> OpCall:
         elif opt == "PERSIST" and mode in ("", opt):
             mode = opt
         else:
-            raise _syntax()
+            raise syntax()
         i += 1
     return OpCall("getex", (argv[1], mode, arg))
 
 
 def _setrange(argv: list[bytes]) -> OpCall:
-    offset = _int(argv[2])
+    offset = int_arg(argv[2])
     if offset < 0:
         raise CommandError("offset is out of range")
     return OpCall("setrange", (argv[1], offset, argv[3]))
 
 
 def _getrange(argv: list[bytes]) -> OpCall:
-    return OpCall("getrange", (argv[1], _int(argv[2]), _int(argv[3])))
+    return OpCall("getrange", (argv[1], int_arg(argv[2]), int_arg(argv[3])))
 
 
 class KeyCommands:
@@ -92,7 +81,7 @@ class KeyCommands:
 
     def _setex(self, unit: int, argv: list[bytes]) -> OpCall:
         """``SETEX key seconds value`` / ``PSETEX key ms value``."""
-        n = _int(argv[2])
+        n = int_arg(argv[2])
         name = argv[0].decode("latin-1").lower()
         if n <= 0 or n > INT64_MAX // unit or n * unit > INT64_MAX - self.data.now_ms():
             raise CommandError(expire_error(name))

@@ -29,6 +29,7 @@ from ..rpc.metaclient import AMPMetaClient
 from ..shard.migration import ShardDriver
 from ..shard.statemachine import ShardedStateMachine
 from .admin import ConfigCommands, RaftAdmin
+from .blocking import BlockingPops
 from .cluster import ClusterCommands, Shard, ShardNode, node_name
 from .datacmd import DataCommands
 from .garbage import GarbageCollector
@@ -281,6 +282,7 @@ class KVServer(RaftGroupServer):
         self.commands.register(table, self.data)
         for kind in (HashCommands, SetCommands, ListCommands, SortedSetCommands, KeyCommands):
             kind(self.data).register(table)
+        BlockingPops(self.data, self.store, self.reactor).register(table)
         Transactions(self.node, self.sm, self.data, table).register()
         table.register("info", -1, ["readonly"], self._info, first_key=0, last_key=0)
         table.register("raft.info", 1, ["readonly"], self._raft_info, first_key=0, last_key=0)

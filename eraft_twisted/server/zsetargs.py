@@ -7,17 +7,13 @@ import math
 from ..kv.statemachine import parse_int
 from ..kv.zsets import CH, GT, INCR, LT, MAX, MIN, NX, SUM, XX
 from ..resp.commands import CommandError, wrong_arity
+from .args import NOT_INT, int_arg, pop_count, syntax
 from .datacmd import OpCall
 
-NOT_INT = "value is not an integer or out of range"
 NOT_FLOAT = "value is not a valid float"
 NOT_FLOAT_RANGE = "min or max is not a float"
 NOT_LEX_RANGE = "min or max not valid string range item"
 _INF_WORDS = (b"inf", b"+inf", b"-inf", b"infinity", b"+infinity", b"-infinity")
-
-
-def syntax(detail: str = "") -> CommandError:
-    return CommandError("syntax error" + detail)
 
 
 def parse_float(text: bytes, strict: bool = True) -> float | None:
@@ -59,13 +55,6 @@ def float_arg(text: bytes, message: str = NOT_FLOAT) -> float:
     if value is None:
         raise CommandError(message)
     return value
-
-
-def int_arg(text: bytes) -> int:
-    n = parse_int(text)
-    if n is None:
-        raise CommandError(NOT_INT)
-    return n
 
 
 def score_bound(text: bytes) -> tuple[float, bool]:
@@ -174,15 +163,7 @@ def parse_range(
 
 def parse_pop(argv: list[bytes]) -> OpCall:
     highest = argv[0].lower() == b"zpopmax"
-    if len(argv) > 3:
-        raise syntax()
-    count = None
-    if len(argv) == 3:
-        n = parse_int(argv[2])
-        if n is None or n < 0:
-            raise CommandError("value is out of range, must be positive")
-        count = n
-    return OpCall("zpop", (argv[1], count, highest))
+    return OpCall("zpop", (argv[1], pop_count(argv), highest))
 
 
 def parse_store(argv: list[bytes]) -> OpCall:
@@ -233,28 +214,7 @@ def parse_scan(argv: list[bytes]) -> OpCall:
     if not digits.isdigit() or int(digits) >= 2**64:
         raise CommandError("invalid cursor")
     cursor = int(argv[2]) % 2**64
-    pattern = b"*"
-    count = 10
-    error = b""
-    i = 3
-    while i < len(argv):
-        opt = argv[i].lower()
-        if opt == b"count" and i + 1 < len(argv):
-            n = parse_int(argv[i + 1])
-            if n is None:
-                error = NOT_INT.encode()
-                break
-            if n < 1:
-                error = b"syntax error"
-                break
-            count = n
-        elif opt == b"match" and i + 1 < len(argv):
-            pattern = argv[i + 1]
-        else:
-            error = b"syntax error"
-            break
-        i += 2
-    return OpCall("zscan", (argv[1], cursor, pattern, count, error))
+    return OpCall("zscan", (argv[1], cursor, argv[3:]))
 
 
 def check_arity(argv: list[bytes], n: int) -> None:

@@ -429,3 +429,14 @@ class AnyTypeTests(DifferentialCase):
         for conn in (self.conns[("redis", 2)], self.conns[("eraft", 2)]):
             got = _scan_all(conn, "MATCH", prefix + ":*", "TYPE", "HASH")
             self.assertEqual(got, [])
+
+
+class KeyPatternTests(DifferentialCase):
+    def test_keys_and_scan_match_use_redis_glob_rules(self) -> None:
+        p = self.key("pat")
+        names = ["a", "b", "z", "ab", "a*b", "[x", "a\\b", "", "Ab"]
+        for name in names:
+            self.both("SET", f"{p}{name}", "1")
+        for pattern in ("*", "[z-a]", "[a-z]", "[^a]", "\\*", "a\\*b", "[x", "?b", "[", "[!a]"):
+            theirs, ours = self.both("KEYS", f"{p}{pattern}")
+            self.assertEqual(sorted(ours[1]), sorted(theirs[1]), pattern)

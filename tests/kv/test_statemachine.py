@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import msgpack
 from twisted.trial import unittest
 
+from eraft_twisted.kv.scanning import Glob
 from eraft_twisted.kv.statemachine import (
     KEEPTTL,
     OK,
@@ -22,7 +23,6 @@ from eraft_twisted.kv.statemachine import (
     stamp_op,
     unpack_record,
 )
-from eraft_twisted.kv.store import glob_to_regex
 
 
 class DictStore:
@@ -248,4 +248,4 @@ class HelpersTests(unittest.TestCase):
             (b"user:*", b"user:1\nx", True),
         ]
         for pattern, text, expected in cases:
-            self.assertEqual(bool(glob_to_regex(pattern).match(text)), expected, (pattern, text))
+            self.assertEqual(Glob(pattern).match(text), expected, (pattern, text))

@@ -30,6 +30,7 @@ from typing import Protocol, TypeVar
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 
 from ..hashslot import SLOTS, key_hash_slot
 from ..raft.types import ConfState
@@ -42,6 +43,10 @@ from .scanning import Glob
 from .statemachine import live_value
 
 T = TypeVar("T")
+log = Logger()
+
+COMPACT_AFTER_DELETES = 5000
+"""Rows removed from one collection before its range is compacted."""
 
 
 class DataView(Protocol):
@@ -79,6 +84,11 @@ class KVStore:
         self._staged: dict[bytes, bytes | None] = {}
         self._staged_meta: dict[bytes, bytes | None] = {}
         self._staged_rows: dict[bytes, bytes | None] = {}
+        self._row_deletes: dict[bytes, int] = {}
+        self._empty_below: dict[bytes, dict[bytes, bytes]] = {}
+        """Row prefix -> {start: end}: no row exists in ``[start, end)``
+        (see :meth:`_forward_rows`); kept up to date by :meth:`stage_row`."""
+        """Rows removed per collection since its range was last compacted."""
         """Collection rows and garbage markers by DB key (``layout.row_key``)."""
         self._deadlines: dict[bytes, int] = {}
         """Key -> deadline of every key with a TTL (the expiry index)."""
@@ -108,15 +118,48 @@ class KVStore:
     def stage_row(self, db_key: bytes, value: bytes | None) -> None:
         """Write (None: delete) a row; visible to reads at once."""
         self._staged_rows[db_key] = value
+        if value is not None and self._empty_below:
+            hints = self._empty_below.get(db_key[: layout.ROW_HEADER])
+            if hints:
+                for start, end in list(hints.items()):
+                    if start <= db_key < end:
+                        hints[start] = db_key
 
     def iterate_rows(
         self, start: bytes, stop: bytes, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
         """``(db key, value)`` rows in ``[start, stop)`` as of now (applied
         writes included). The caller bounds how far it reads."""
+        if not reverse and start[:2] == layout.ROWS_PREFIX:
+            return self._forward_rows(start, stop)
+        return self._rows(start, stop, reverse)
+
+    def _rows(self, start: bytes, stop: bytes, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
         staged = {k: v for k, v in self._staged_rows.items() if start <= k < stop}
         base = self.storage.iterate(start, stop, reverse)
         return merge_changes(base, staged, reverse) if staged else base
+
+    def _forward_rows(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """A forward read of one collection's rows that begins past the rows
+        an earlier read from the same ``start`` found removed: popping from
+        the front (ZPOPMIN, a drained queue) would otherwise step over the
+        deletion markers of every row removed before, on every pop. The
+        hint only skips keys known to hold no row; results do not depend
+        on it."""
+        hints = self._empty_below.setdefault(start[: layout.ROW_HEADER], {})
+        begin = hints.get(start, start)
+        if not start <= begin <= stop:
+            begin = start
+        first = True
+        for key, value in self._rows(begin, stop, False):
+            if first:
+                hints[start] = key
+                first = False
+            yield key, value
+        if first:
+            hints[start] = stop
+        if len(self._empty_below) > 10_000:
+            self._empty_below.clear()
 
     def _cleared(self, key: bytes) -> bool:
         if not self._clearing:
@@ -135,6 +178,7 @@ class KVStore:
         self._staged_rows = {
             k: v for k, v in self._staged_rows.items() if not lo <= layout.slot_of(k) <= hi
         }
+        self._empty_below = {}
         self._after_clear = {
             k: v for k, v in self._after_clear.items() if not lo <= key_hash_slot(k) <= hi
         }
@@ -189,11 +233,26 @@ class KVStore:
         if self._clearing:
             self._after_clear.update(self._staged)
         ops.extend(self._staged_rows.items())
+        self._count_row_deletes()
         ops.extend(self._staged_meta.items())
         self._staged = {}
         self._staged_rows = {}
         self._staged_meta = {}
         return self.storage.apply_ops(ops, applied_index, conf_state)
+
+    def _count_row_deletes(self) -> None:
+        deletes = self._row_deletes
+        for k, v in self._staged_rows.items():
+            if v is None and k[:2] == layout.ROWS_PREFIX:
+                prefix = k[: layout.ROW_HEADER]
+                n = deletes[prefix] = deletes.get(prefix, 0) + 1
+                if n >= COMPACT_AFTER_DELETES:
+                    del deletes[prefix]
+                    self.storage.compact_rows(prefix).addErrback(
+                        lambda f: log.failure("compacting a collection's rows failed", f)
+                    )
+        if len(deletes) > 10_000:  # many collections with a few removals each
+            deletes.clear()
 
     def stage_meta(self, name: bytes, value: bytes | None) -> None:
         """Stage a write of the state machine's own replicated state."""
@@ -211,6 +270,7 @@ class KVStore:
         """Drop cached state after the data was replaced by a snapshot."""
         self._staged = {}
         self._staged_rows = {}
+        self._empty_below = {}
         self._deadlines = {}
         self._expiry = []
 

@@ -38,6 +38,10 @@ class StorageBase:
     _applied: tuple[int, int]
     _p_applied: tuple[int, int]
     _overlay: dict[bytes, tuple[int, bytes | None]]
+    _overlay_rows: dict[bytes, set[bytes]]
+    """The collection rows among ``_overlay``'s keys, by their collection's
+    row prefix (``layout.ROW_HEADER`` bytes), so a range read of one
+    collection does not look at every pending change."""
     """State-machine writes submitted, not yet written: ``{key: (seq, value)}``."""
     _broken: Failure | None
     _closed: bool

@@ -48,6 +48,8 @@ from .layout import (
     HARD_STATE_KEY,
     INSTALL_KEY,
     LOG_START_KEY,
+    ROW_HEADER,
+    ROWS_PREFIX,
     SLOT_AREAS,
     SM_PREFIX,
     SNAPSHOT_KEY,
@@ -60,6 +62,7 @@ from .layout import (
     encode_snapshot_meta,
     log_key,
     pack,
+    prefix_stop,
 )
 from .memorydb import MemoryDB
 from .raftlog import LOG_CACHE_BYTES, LOG_CACHE_ENTRIES, EntryCache, read_entries
@@ -128,6 +131,7 @@ class LevelDBStorage(SnapshotInstall, StateMachineReads):
         self._broken = None
         self._closed = False
         self._overlay = {}
+        self._overlay_rows = {}
         self._seq = 0
         self.install_chunk = INSTALL_CHUNK
         found = recover(db, self.path, conf, self._cache)
@@ -349,8 +353,11 @@ class LevelDBStorage(SnapshotInstall, StateMachineReads):
         self._seq += 1
         seq = self._seq
         overlay = self._overlay
+        by_prefix = self._overlay_rows
         for key, value in ops:
             overlay[key] = (seq, value)
+            if key[:2] == ROWS_PREFIX:
+                by_prefix.setdefault(key[:ROW_HEADER], set()).add(key)
         data_ops = len(ops)
         ops.append((APPLIED_KEY, encode_applied(applied_index, term)))
         if conf_state is not None:
@@ -363,6 +370,12 @@ class LevelDBStorage(SnapshotInstall, StateMachineReads):
                 cur = overlay.get(key)
                 if cur is not None and cur[0] == seq:
                     del overlay[key]
+                    if key[:2] == ROWS_PREFIX:
+                        rows = by_prefix.get(key[:ROW_HEADER])
+                        if rows is not None:
+                            rows.discard(key)
+                            if not rows:
+                                del by_prefix[key[:ROW_HEADER]]
             return result
 
         def update() -> None:
@@ -431,6 +444,14 @@ class LevelDBStorage(SnapshotInstall, StateMachineReads):
                 delete_range(db, *area_range(area, lo, hi), chunk) for area in SLOT_AREAS
             )
         )
+
+    def compact_rows(self, prefix: bytes) -> Deferred[None]:
+        """Compact the keys under ``prefix`` (a collection's rows) in the
+        writer thread: many removals leave deletion markers that every
+        read of the range would otherwise step over (a queue or a set
+        popped empty) until LevelDB compacts them on its own."""
+        stop = prefix_stop(prefix)
+        return self._job(lambda db: db.compact_range(start=prefix, stop=stop))
 
     def barrier(self, sync: bool = True) -> Deferred[None]:
         """Fires once every earlier write is done (and, with ``sync``, durable)."""

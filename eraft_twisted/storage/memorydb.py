@@ -230,6 +230,9 @@ class MemoryDB(_Ordered):
         self._check()
         return self._items, self._sorted()
 
+    def compact_range(self, *, start: bytes | None = None, stop: bytes | None = None) -> None:
+        """Nothing to compact in memory."""
+
     def snapshot(self) -> MemorySnapshot:
         """A frozen copy of the current contents."""
         self._check()

@@ -17,6 +17,8 @@ from .db import DBSnapshot, KeyReader, RangeReader, merge_changes, require
 from .layout import (
     APPLIED_KEY,
     CONF_STATE_KEY,
+    ROW_HEADER,
+    ROWS_PREFIX,
     SLOT_AREAS,
     SM_PREFIX,
     area_range,
@@ -125,8 +127,15 @@ class StateMachineReads(StorageBase):
         :meth:`apply_ops` already called (written or not): a LevelDB iterator
         (its implicit snapshot) with the unwritten changes of that range,
         both as of this call. For ranges a request bounds."""
-        pending = {k: v for k, (_, v) in self._overlay.items() if start <= k < stop}
-        return merge_changes(self._written(start, stop, reverse), pending, reverse)
+        overlay = self._overlay
+        if start[:2] == ROWS_PREFIX and stop <= prefix_stop(start[:ROW_HEADER]):
+            # One collection's rows: only its own pending changes.
+            keys = self._overlay_rows.get(start[:ROW_HEADER], ())
+            pending = {k: overlay[k][1] for k in keys if start <= k < stop}
+        else:
+            pending = {k: v for k, (_, v) in overlay.items() if start <= k < stop}
+        base = self._written(start, stop, reverse)
+        return merge_changes(base, pending, reverse) if pending else base
 
     def _written(self, start: bytes, stop: bytes, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
         snap = self._db.snapshot()

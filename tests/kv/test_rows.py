@@ -1,0 +1,51 @@
+"""KVStore's row reads: staged and pending changes merged in, and the
+remembered start of a collection's rows never hiding a row."""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from eraft_twisted.kv.store import KVStore
+from eraft_twisted.raft.types import ConfState
+from eraft_twisted.storage import layout
+from eraft_twisted.storage.leveldb import LevelDBStorage
+
+
+def row(sub: bytes) -> bytes:
+    return layout.row_key(7, 42, sub)
+
+
+class RowReadTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.store = KVStore(LevelDBStorage.in_memory(ConfState((0,))))
+
+    def subs(self, start: bytes = b"") -> list[bytes]:
+        stop = layout.prefix_stop(layout.rows_prefix(7, 42))
+        rows = self.store.iterate_rows(row(start), stop)
+        return [k[layout.ROW_HEADER :] for k, _ in rows]
+
+    def test_popping_from_the_front_never_hides_a_new_first_row(self) -> None:
+        for sub in (b"b", b"c", b"d", b"e"):
+            self.store.stage_row(row(sub), b"")
+        self.assertEqual(self.subs(), [b"b", b"c", b"d", b"e"])
+        for sub in (b"b", b"c"):  # popped: the next read starts past them
+            self.store.stage_row(row(sub), None)
+            self.assertEqual(self.subs()[:1], [b"cd"[b"bc".index(sub) : b"bc".index(sub) + 1]])
+        # A row added before the remembered start is found (staged, then written).
+        self.store.stage_row(row(b"a"), b"")
+        self.assertEqual(self.subs(), [b"a", b"d", b"e"])
+        self.store.stage_row(row(b"a"), None)
+        self.assertEqual(self.subs(), [b"d", b"e"])
+        self.store.stage_row(row(b"c"), b"")
+        self.assertEqual(self.subs(), [b"c", b"d", b"e"])
+        # Every row removed: empty, and a new one anywhere shows.
+        for sub in (b"c", b"d", b"e"):
+            self.store.stage_row(row(sub), None)
+        self.assertEqual(self.subs(), [])
+        self.store.stage_row(row(b"z"), b"")
+        self.store.stage_row(row(b"0"), b"")
+        self.assertEqual(self.subs(), [b"0", b"z"])
+        # Reads from another start are their own.
+        self.assertEqual(self.subs(b"1"), [b"z"])
+        self.store.stage_row(row(b"5"), b"")
+        self.assertEqual(self.subs(b"1"), [b"5", b"z"])

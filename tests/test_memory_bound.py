@@ -160,3 +160,41 @@ class MemoryBoundTests(SynchronousTestCase):
             f"\n{VALUES} x 1 MiB written in {written:.0f}s; while writing: {during}; "
             f"after restarting all: {after}"
         )
+
+
+COLLECTION_SIZE = int(os.environ.get("ERAFT_MEMORY_COLLECTION", "200000"))
+
+
+class CollectionMemoryTests(SynchronousTestCase):
+    def test_a_huge_hash_and_sorted_set_do_not_grow_rss(self) -> None:
+        """A collection is rows on disk: HSET of COLLECTION_SIZE fields and
+        ZADD of as many members leave every node's RSS within 50 MiB of
+        what it was (after a warm-up that put the bounded caches to use).
+        ``bench/collection_memory.py`` measures 1,000,000 of each."""
+        from bench.collection_memory import load, rss_all
+
+        cluster = Cluster(3)
+        self.addCleanup(shutil.rmtree, cluster.dir, True)
+        self.addCleanup(cluster.stop)
+        cluster.start()
+        client = cluster.leader().client(timeout=120)
+        blob = os.urandom(64 * 1024)
+        pipe = client.pipeline(transaction=False)
+        for i in range(60 * 16):  # 60 MiB of strings
+            pipe.set(f"warm:{i}", blob)
+            if len(pipe) >= 16:
+                pipe.execute()
+        pipe.execute()
+        wait_all_applied(cluster, raft_index(cluster.leader(), "commit"), "warm-up")
+        before = rss_all(cluster)
+        load(cluster, "HSET", "big:hash", COLLECTION_SIZE)
+        load(cluster, "ZADD", "big:zset", COLLECTION_SIZE)
+        after = rss_all(cluster)
+        self.assertEqual(client.hlen("big:hash"), COLLECTION_SIZE)
+        self.assertEqual(client.zcard("big:zset"), COLLECTION_SIZE)
+        self.assertEqual(
+            client.zrange("big:zset", 7, 7, withscores=True), [(b"member:000000007", 3.5)]
+        )
+        growth = [(a - b) // MIB for a, b in zip(after, before, strict=True)]
+        self.assertTrue(all(b > 20 * MIB for b in before), before)
+        self.assertTrue(all(g < 50 for g in growth), f"RSS growth MiB per node: {growth}")

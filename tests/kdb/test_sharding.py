@@ -445,3 +445,60 @@ class ShardingTests(unittest.TestCase):
         self.assertGreater(len(transfers), 1)
         self.check_all(values, deleted)
         self.assertEqual(self.d.client().dbsize(), len(values) - len(deleted))
+
+
+class CollectionMigrationTests(unittest.TestCase):
+    def setUp(self) -> None:
+        self.d = Deployment()
+        self.addCleanup(self.d.cleanup)
+        self.addCleanup(self.d.stop)
+        self.d.start_one_group()
+        self.d.join(2)
+
+    def test_a_200000_member_sorted_set_moves_while_clients_zadd_to_it(self) -> None:
+        """The set moves row by row, in chunks; ZADDs through the router
+        while it moves all land (they wait out -TRYAGAIN): nothing is lost."""
+        members = int(os.environ.get("ERAFT_MOVE_ZSET", "200000"))
+        key = "board:{z}"
+        slot = key_hash_slot(key.encode())
+        c = self.d.client(timeout=60)
+        pipe = c.pipeline(transaction=False)
+        for start in range(0, members, 2000):
+            pipe.zadd(key, {f"m{i}": i for i in range(start, min(members, start + 2000))})
+            if len(pipe) >= 8:
+                pipe.execute()
+        pipe.execute()
+        self.assertEqual(c.zcard(key), members)
+        source = int(self.d.admin("GET", "/config")["ranges"][0][2])
+        added: list[str] = []
+        stop = threading.Event()
+
+        def writer() -> None:
+            w = self.d.client(timeout=60)
+            i = 0
+            while not stop.is_set():
+                name = f"during{i}"
+                try:
+                    w.zadd(key, {name: -i})
+                except redis.exceptions.RedisError:
+                    continue  # outcome unknown: it is not counted either way
+                added.append(name)
+                i += 1
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            num = self.d.move(slot, slot, 3 - source)
+            self.d.wait(lambda: self.d.settled(num), f"config {num} settled", timeout=300)
+        finally:
+            stop.set()
+            thread.join(60)
+        self.assertGreater(len(added), 10)
+        target = self.d.leader(3 - source).client(timeout=60)
+        self.assertEqual(target.zcard(key), members + len(added))
+        self.assertEqual(target.zscore(key, f"m{members - 1}"), members - 1)
+        self.assertEqual(target.zrange(key, 0, 0), [f"during{len(added) - 1}".encode()])
+        missing = [m for m in added if target.zscore(key, m) is None]
+        self.assertEqual(missing, [])
+        # The source dropped its copy.
+        self.assertEqual(self.d.leader(source).client().dbsize(), 0)

@@ -130,6 +130,10 @@ class Router:
             return {}
         return {int(g): list(s) for g, s in self.config["groups"].items()}
 
+    def server_of(self, group: int) -> str:
+        """The server of ``group`` this router sends to now."""
+        return self._server(group)
+
     def _server(self, group: int) -> str:
         servers = self.groups().get(group) or []
         if not servers:

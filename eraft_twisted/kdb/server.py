@@ -22,6 +22,7 @@ from ..resp.connection import register_connection_commands
 from ..resp.protocol import MAX_CLIENTS, ClientLimits, RespServerFactory
 from ..resp.state import ConnectionState
 from ..rpc.metaclient import AMPMetaClient, WrongCluster
+from .blocking import RouterBlocking
 from .router import Router, RouterCommands
 from .transactions import RouterTransactions
 
@@ -80,6 +81,7 @@ class RouterServer(MultiService):
         register_connection_commands(table, {"version": REDIS_VERSION, "mode": "standalone"})
         RouterCommands(self.router).register(table)
         RouterTransactions(self.router, table).register()
+        RouterBlocking(self.router, self.reactor).register(table)
         factory = RespServerFactory(
             table, max_clients=self.max_clients, clock=self.reactor, **self.client_limits
         )

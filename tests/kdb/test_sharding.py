@@ -192,6 +192,18 @@ class ShardingTests(unittest.TestCase):
             with self.assertRaises(redis.exceptions.WatchError):
                 tx.execute()
         self.assertEqual(c.hget("user:{7}", "f3"), b"0")
+        # Blocking pops wait on their own connection to the owning group.
+        waiter = threading.Thread(
+            target=lambda: popped.append(self.d.client(timeout=30).blpop(["q:{7}"], 10))
+        )
+        popped: list[object] = []
+        waiter.start()
+        time.sleep(0.5)
+        self.assertEqual(c.hget("user:{8}", "name"), b"b")  # the pool is not held up
+        c.rpush("q:{7}", "job")
+        waiter.join(20)
+        self.assertEqual(popped, [(b"q:{7}", b"job")])
+        self.assertIsNone(c.blpop(["q:{7}"], 0.2))
         with self.assertRaises(redis.exceptions.ResponseError):
             with c.pipeline(transaction=True) as tx:
                 tx.set("user:{7}a", 1)

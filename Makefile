@@ -6,7 +6,7 @@ STAMP   = $(VENV)/.installed-stamp
 SECONDS ?= 180
 CRASHES ?= 50
 
-.PHONY: install test test-fast lint run bench cluster cluster-stop jepsen jepsen-cluster clean
+.PHONY: install test test-fast lint run bench cluster cluster-stop jepsen jepsen-cluster jepsen-collections clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,9 @@ jepsen: $(STAMP)
 
 jepsen-cluster: $(STAMP)
 	$(BIN)/python bench/jepsen_cluster.py --seconds $(SECONDS)
+
+jepsen-collections: $(STAMP)
+	$(BIN)/python bench/jepsen_collections.py --seconds $(SECONDS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/raft_core.py

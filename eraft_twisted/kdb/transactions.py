@@ -15,21 +15,13 @@ from typing import Any
 import msgpack
 from twisted.internet import defer
 
-from ..hashslot import key_hash_slot
 from ..resp.client import ReplyError, RespReply
 from ..resp.commands import Command, CommandError, CommandTable
-from ..resp.encoder import NULL_ARRAY, ErrorReply, Reply, SimpleString
+from ..resp.encoder import NULL_ARRAY, ErrorReply, Reply
 from ..resp.state import ConnectionState
+from ..resp.transactions import OK, QueueingTransactions, crossslot, one_slot
 from .keyed import KEYED, command_keys
 from .router import Router
-
-QUEUED = SimpleString("QUEUED")
-OK = SimpleString("OK")
-IMMEDIATE = frozenset({"exec", "discard", "multi", "watch", "quit", "reset"})
-
-
-def _crossslot() -> CommandError:
-    return CommandError("Keys in request don't hash to the same slot", code="CROSSSLOT")
 
 
 @dataclass
@@ -38,14 +30,7 @@ class _Watched:
     slot: int | None = None
 
 
-@dataclass
-class _Transaction:
-    commands: list[list[bytes]] = field(default_factory=list)
-    dirty: bool = False
-    slot: int | None = None
-
-
-class RouterTransactions:
+class RouterTransactions(QueueingTransactions):
     """The router's transaction commands (see the module docstring)."""
 
     def __init__(self, router: Router, table: CommandTable) -> None:
@@ -53,77 +38,19 @@ class RouterTransactions:
         self.table = table
 
     def register(self) -> None:
-        t = self.table
-        t.register("multi", 1, ["fast"], self.multi, 0, 0, 0, group="transactions")
-        t.register("exec", 1, [], self.exec, 0, 0, 0, group="transactions")
-        t.register("discard", 1, ["fast"], self.discard, 0, 0, 0, group="transactions")
-        t.register("watch", -2, ["fast"], self.watch, 1, -1, 1, group="transactions")
-        t.register("unwatch", 1, ["fast"], self.unwatch, 0, 0, 0, group="transactions")
-        t.interceptor = self
+        self.register_commands(self.exec, self.watch)
 
-    @staticmethod
-    def _keys(cmd: Command, argv: list[bytes]) -> list[bytes]:
+    def keys_of(self, cmd: Command, argv: list[bytes]) -> list[bytes]:
         if cmd.name in KEYED:
             return command_keys(cmd.name, argv)
         return cmd.keys(argv)
 
-    @staticmethod
-    def _slot_of(keys: list[bytes], slot: int | None) -> int | None:
-        """The one slot of ``keys`` and ``slot``; CROSSSLOT if there are two."""
-        for key in keys:
-            s = key_hash_slot(key)
-            if slot is None:
-                slot = s
-            elif s != slot:
-                raise _crossslot()
-        return slot
-
-    def intercept(
-        self,
-        conn: ConnectionState,
-        cmd: Command | None,
-        argv: list[bytes],
-        error: ErrorReply | None,
-    ) -> object | None:
-        tx = conn.data.get("multi")
-        if not isinstance(tx, _Transaction):
-            return None
-        if cmd is None:
-            tx.dirty = True
-            return None
-        if cmd.fullname in IMMEDIATE:
-            return None
-        try:
-            tx.slot = self._slot_of(self._keys(cmd, argv), tx.slot)
-        except CommandError as e:
-            tx.dirty = True
-            return e.reply
-        tx.commands.append(argv)
-        return QUEUED
-
-    def multi(self, conn: ConnectionState, argv: list[bytes]) -> Reply:
-        if "multi" in conn.data:
-            raise CommandError("MULTI calls can not be nested")
-        conn.data["multi"] = _Transaction()
-        return OK
-
-    def discard(self, conn: ConnectionState, argv: list[bytes]) -> Reply:
-        if conn.data.pop("multi", None) is None:
-            raise CommandError("DISCARD without MULTI")
-        conn.data.pop("watch", None)
-        return OK
-
-    def unwatch(self, conn: ConnectionState, argv: list[bytes]) -> Reply:
-        conn.data.pop("watch", None)
-        return OK
-
     def watch(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[Reply]:
-        if "multi" in conn.data:
-            raise CommandError("WATCH inside MULTI is not allowed")
+        self.not_in_multi(conn)
         keys = argv[1:]
         watched = conn.data.get("watch")
         known = watched if isinstance(watched, _Watched) else _Watched()
-        slot = self._slot_of(keys, known.slot)
+        slot = one_slot(keys, known.slot)
         assert slot is not None
 
         def remember(revs: RespReply) -> Reply:
@@ -140,14 +67,7 @@ class RouterTransactions:
         return d.addCallback(remember)
 
     def exec(self, conn: ConnectionState, argv: list[bytes]) -> defer.Deferred[Any] | Reply:
-        tx = conn.data.pop("multi", None)
-        watched = conn.data.pop("watch", None)
-        if not isinstance(tx, _Transaction):
-            raise CommandError("EXEC without MULTI")
-        if tx.dirty:
-            raise CommandError(
-                "Transaction discarded because of previous errors.", code="EXECABORT"
-            )
+        tx, watched = self.take(conn)
         flat: list[Any] = []
         slot = tx.slot
         if isinstance(watched, _Watched):
@@ -155,10 +75,11 @@ class RouterTransactions:
             if slot is None:
                 slot = watched.slot
             elif watched.slot is not None and watched.slot != slot:
-                raise _crossslot()
+                raise crossslot()
         if slot is None:
             slot = 0  # no key at all: any group can answer it
-        blob = msgpack.packb([flat, tx.commands], use_bin_type=True)
+        commands = [argv for _, argv in tx.commands]
+        blob = msgpack.packb([flat, commands], use_bin_type=True)
         d = self.router.call_slot(slot, [b"ERAFT.EXEC", blob], conn.protocol_version)
         return d.addCallback(_relay)
 

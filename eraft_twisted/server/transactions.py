@@ -18,35 +18,22 @@ reply, outside the entry. In a sharded group every key of a transaction
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
 from twisted.internet import defer
 
-from ..hashslot import key_hash_slot
 from ..kv.results import OpError
 from ..kv.statemachine import KVStateMachine, Op, encode_op, named_ops
-from ..resp.commands import Command, CommandError, CommandTable
-from ..resp.encoder import NULL_ARRAY, ErrorReply, Reply, SimpleString
+from ..resp.commands import CommandError, CommandTable
+from ..resp.encoder import NULL_ARRAY, ErrorReply, Reply
 from ..resp.state import ConnectionState
+from ..resp.transactions import IMMEDIATE, OK, Queue, QueueingTransactions
 from .datacmd import DataCommands, Shape
 from .seams import Answer, GroupNode, raft_failure, refusal
 
-QUEUED = SimpleString("QUEUED")
-OK = SimpleString("OK")
-IMMEDIATE = frozenset({"exec", "discard", "multi", "watch", "quit", "reset"})
-"""Commands that run at once even inside MULTI."""
 
-
-@dataclass
-class _Queue:
-    commands: list[tuple[Command, list[bytes]]] = field(default_factory=list)
-    dirty: bool = False
-    slot: int | None = None
-
-
-class Transactions:
+class Transactions(QueueingTransactions):
     """MULTI/EXEC/DISCARD/WATCH/UNWATCH over a group's data commands."""
 
     def __init__(
@@ -58,66 +45,15 @@ class Transactions:
         self.table = table
 
     def register(self) -> None:
-        t = self.table
-        g = {"group": "transactions"}
-        t.register("multi", 1, ["fast"], self.multi, 0, 0, 0, **g)
-        t.register("exec", 1, [], self.exec, 0, 0, 0, **g)
-        t.register("discard", 1, ["fast"], self.discard, 0, 0, 0, **g)
-        t.register("watch", -2, ["fast"], self.watch, 1, -1, 1, **g)
-        t.register("unwatch", 1, ["fast"], self.unwatch, 0, 0, 0, **g)
-        t.register("eraft.revs", -2, ["readonly", "admin"], self.revs, 1, -1, 1)
-        t.register("eraft.exec", 2, ["write", "admin"], self.exec_packed, 0, 0, 0)
-        t.interceptor = self
+        self.register_commands(self.exec, self.watch)
+        self.table.register("eraft.revs", -2, ["readonly", "admin"], self.revs, 1, -1, 1)
+        self.table.register("eraft.exec", 2, ["write", "admin"], self.exec_packed, 0, 0, 0)
 
-    # -- queueing ----------------------------------------------------------
-    def intercept(
-        self,
-        conn: ConnectionState,
-        cmd: Command | None,
-        argv: list[bytes],
-        error: ErrorReply | None,
-    ) -> object | None:
-        queue = conn.data.get("multi")
-        if not isinstance(queue, _Queue):
-            return None
-        if cmd is None:
-            queue.dirty = True
-            return None
-        name = cmd.fullname
-        if name in IMMEDIATE:
-            return None
-        if self.sm.shards.sharded():
-            for key in cmd.keys(argv):
-                slot = key_hash_slot(key)
-                if queue.slot is None:
-                    queue.slot = slot
-                elif slot != queue.slot:
-                    queue.dirty = True
-                    return CommandError(
-                        "Keys in request don't hash to the same slot", code="CROSSSLOT"
-                    ).reply
-        queue.commands.append((cmd, argv))
-        return QUEUED
-
-    def multi(self, conn: ConnectionState, argv: list[bytes]) -> Reply:
-        if "multi" in conn.data:
-            raise CommandError("MULTI calls can not be nested")
-        conn.data["multi"] = _Queue()
-        return OK
-
-    def discard(self, conn: ConnectionState, argv: list[bytes]) -> Reply:
-        if conn.data.pop("multi", None) is None:
-            raise CommandError("DISCARD without MULTI")
-        conn.data.pop("watch", None)
-        return OK
-
-    def unwatch(self, conn: ConnectionState, argv: list[bytes]) -> Reply:
-        conn.data.pop("watch", None)
-        return OK
+    def one_slot_only(self) -> bool:
+        return self.sm.shards.sharded()
 
     def watch(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
-        if "multi" in conn.data:
-            raise CommandError("WATCH inside MULTI is not allowed")
+        self.not_in_multi(conn)
         keys = argv[1:]
         self.data.same_slot(keys)
 
@@ -155,7 +91,7 @@ class Transactions:
             watched = dict(zip(watched_flat[::2], watched_flat[1::2], strict=True))
         except Exception:
             raise CommandError("malformed transaction") from None
-        queue = _Queue()
+        queue = Queue()
         for args in commands:
             cmd = self.table.resolve(args) if args else None
             if cmd is None or not cmd.arity_ok(len(args)) or cmd.fullname in IMMEDIATE:
@@ -166,15 +102,10 @@ class Transactions:
 
     # -- EXEC ----------------------------------------------------------------
     def exec(self, conn: ConnectionState, argv: list[bytes]) -> Answer:
-        queue = conn.data.pop("multi", None)
-        watched = conn.data.pop("watch", None)
-        if not isinstance(watched, dict):
-            watched = {}
-        if not isinstance(queue, _Queue):
-            raise CommandError("EXEC without MULTI")
-        return self._exec(queue, watched, conn)
+        queue, watched = self.take(conn)
+        return self._exec(queue, watched if isinstance(watched, dict) else {}, conn)
 
-    def _exec(self, queue: _Queue, watched: dict[bytes, int], conn: ConnectionState) -> Answer:
+    def _exec(self, queue: Queue, watched: dict[bytes, int], conn: ConnectionState) -> Answer:
         if queue.dirty:
             raise CommandError(
                 "Transaction discarded because of previous errors.", code="EXECABORT"

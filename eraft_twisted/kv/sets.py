@@ -1,22 +1,28 @@
-"""Set operations: one row per member (sub key = member, empty value);
-``meta.count`` is the number of members.
+"""Set operations: two rows per member, both with an empty value:
+
+* ``b"m" + member``: membership, in member order (SMEMBERS, SSCAN,
+  SISMEMBER, SINTER ...);
+* ``b"h" + h8(member) + member``, ``h8`` the member's 8-byte BLAKE2b
+  digest: the members in a random order that does not depend on their
+  names, for random picks.
+
+``meta.count`` is the number of members; every change writes or deletes
+both rows of a member.
 
 Random choices (SPOP, SRANDMEMBER) come from a seed the proposer put into
-the operation, so every replica chooses the same. A single pick does not
-scan the set: it seeks to a random sub key (the common prefix of the first
-and last members, then random bytes among those a few members use after
-it), then steps 0 to 15 members on from there (wrapping to the first). A
-member that follows a wide gap in the key space is therefore more likely
-than one in a dense run: the choice is not uniform (Redis's is not either).
-A set of at most 16 members is read whole and the choice is uniform.
+the operation, so every replica chooses the same. A pick is one seek: to
+``b"h"`` + 8 random bytes, taking the first ``h`` row at or after it
+(wrapping to the first). A member's chance is the hash gap before it:
+random, and not biased by member names (Redis's picks are not exactly
+uniform either). A set of at most 16 members is read whole and the choice
+is uniform.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
-from collections.abc import Iterable
-from itertools import chain
-from typing import NamedTuple
+from collections.abc import Iterable, Iterator
 
 from .collection import DataOps, read_op, write_op
 from .records import KeyType, Meta
@@ -25,72 +31,71 @@ from .scanning import scan_options, scan_page
 
 SET = KeyType.SET
 
-_PAD = 2
-"""Random bytes past the longer of the first and last member in a seek key."""
-_STEPS = 16
-"""A pick steps up to this many members on from where it seeks."""
+_M, _M_END = b"m", b"n"
+"""Membership rows: ``_M + member``."""
+_H, _H_END = b"h", b"i"
+"""Random-order rows: ``_H + h8(member) + member``."""
+_HASH = 8
+"""Bytes of a member's digest in its ``h`` row."""
 _SMALL = 16
 """A set this small is read whole for a pick (a uniform one)."""
-_SAMPLES = 8
-"""Members a pick's alphabet is learnt from (with the first and the last)."""
 
 
-class _Bounds(NamedTuple):
-    first: bytes
-    last: bytes
-    prefix: int
-    alphabet: bytes
-    size: int
-    members: int
+def _h_row(member: bytes) -> bytes:
+    """The ``h`` row's sub key of ``member``."""
+    return _H + hashlib.blake2b(member, digest_size=_HASH).digest() + member
+
+
+def _member(h_sub: bytes) -> bytes:
+    """The member of an ``h`` row's sub key."""
+    return h_sub[1 + _HASH :]
 
 
 class SetOps(DataOps):
     """SADD, SREM, SMEMBERS, SPOP, SINTER, SSCAN ... as state machine operations."""
 
     # -- helpers -------------------------------------------------------------
+    def _set_iter(self, meta: Meta, start: bytes = b"") -> Iterator[bytes]:
+        """The members from ``start`` on, in member order."""
+        return (sub[1:] for sub, _ in self.rows(meta, _M + start, _M_END))
+
     def _set_members(self, meta: Meta | None) -> list[bytes]:
-        return [] if meta is None else [m for m, _ in self.rows(meta)]
+        return [] if meta is None else list(self._set_iter(meta))
 
     def _set_has(self, meta: Meta | None, member: bytes) -> bool:
-        return meta is not None and self.get_row(meta, member) is not None
+        return meta is not None and self.get_row(meta, _M + member) is not None
 
-    def _set_bounds(self, meta: Meta, count: int) -> _Bounds:
-        """What a pick seeks between: the first and last members of a
-        non-empty set of ``count`` members, their common prefix's length
-        and the bytes members use after it (from those two and a few
-        seeks between them)."""
+    def _set_put(self, meta: Meta, member: bytes) -> None:
+        self.put_row(meta, _M + member, b"")
+        self.put_row(meta, _h_row(member), b"")
+
+    def _set_del(self, meta: Meta, member: bytes) -> None:
+        self.del_row(meta, _M + member)
+        self.del_row(meta, _h_row(member))
+
+    def _set_from(self, meta: Meta, start: bytes) -> Iterator[bytes]:
+        """The members in hash order from the ``h`` sub key ``start`` on,
+        wrapping to the first (the second read is opened only if needed)."""
+        for sub, _ in self.rows(meta, start, _H_END):
+            yield _member(sub)
+        for sub, _ in self.rows(meta, _H, start):
+            yield _member(sub)
+
+    def _set_pick(self, meta: Meta, rng: random.Random, count: int) -> bytes:
+        """A member of a non-empty set of ``count`` members (see the module doc)."""
         if count <= _SMALL:
-            return _Bounds(b"", b"", 0, b"", 0, count)  # read whole for a pick
-        first = next(self.rows(meta))[0]
-        last = next(self.rows(meta, reverse=True))[0]
-        prefix = 0
-        while first[prefix : prefix + 1] == last[prefix : prefix + 1] and prefix < len(first):
-            prefix += 1
-        head = first[:prefix]
-        used = set(first[prefix:] + last[prefix:])
-        lo, hi = min(used), max(used)
-        for i in range(1, _SAMPLES):
-            row = next(self.rows(meta, start=head + bytes([lo + (hi - lo) * i // _SAMPLES])), None)
-            if row is not None:
-                used.update(row[0][prefix:])
-        size = max(len(first), len(last)) - prefix + _PAD
-        return _Bounds(first, last, prefix, bytes(sorted(used)), size, count)
-
-    def _set_pick(self, meta: Meta, rng: random.Random, bounds: _Bounds) -> bytes:
-        """A member chosen by seeking to a random sub key (see the module doc)."""
-        if bounds.members <= _SMALL:
-            members = [m for m, _ in self.rows(meta)]
+            members = self._set_members(meta)
             return members[rng.randrange(len(members))]
-        alphabet = bounds.alphabet
-        tail = bytes(alphabet[rng.randrange(len(alphabet))] for _ in range(bounds.size))
-        start = bounds.first[: bounds.prefix] + tail
-        # Step a few members on, so one after a wide gap shares its odds.
-        steps = rng.randrange(_STEPS)
-        for sub, _ in chain(self.rows(meta, start=start), self.rows(meta, stop=start)):
-            if not steps:
-                return sub
-            steps -= 1
-        return bounds.first  # fewer members than steps: the walk wrapped
+        return next(self._set_from(meta, _H + rng.randbytes(_HASH)))
+
+    def _set_pick_one(self, meta: Meta, seed: int) -> bytes:
+        """:meth:`_set_pick` for a single pick: the seek position comes
+        straight from the seed (building a ``random.Random`` costs more
+        than the seek)."""
+        if meta.count <= _SMALL:
+            return self._set_pick(meta, random.Random(seed), meta.count)
+        where = hashlib.blake2b(seed.to_bytes(8, "big"), digest_size=_HASH).digest()
+        return next(self._set_from(meta, _H + where))
 
     def _set_sets(self, keys: list[bytes], now: int) -> list[Meta | None]:
         """The sets at ``keys`` (None for a missing one); WRONGTYPE if any
@@ -102,8 +107,8 @@ class SetOps(DataOps):
             return []
         present = sorted((m for m in metas if m is not None), key=lambda m: m.count)
         out: list[bytes] = []
-        for member, _ in self.rows(present[0]):
-            if all(self.get_row(m, member) is not None for m in present[1:]):
+        for member in self._set_iter(present[0]):
+            if all(self._set_has(m, member) for m in present[1:]):
                 out.append(member)
                 if limit and len(out) >= limit:
                     break
@@ -122,8 +127,8 @@ class SetOps(DataOps):
         others = [m for m in metas[1:] if m is not None]
         return [
             member
-            for member, _ in self.rows(metas[0])
-            if not any(self.get_row(m, member) is not None for m in others)
+            for member in self._set_iter(metas[0])
+            if not any(self._set_has(m, member) for m in others)
         ]
 
     def _set_store(self, now: int, dest: bytes, members: list[bytes]) -> Applied:
@@ -133,7 +138,7 @@ class SetOps(DataOps):
             return 0, []
         meta = self.new_collection(dest, SET)
         for member in members:
-            self.put_row(meta, member, b"")
+            self._set_put(meta, member)
         self.save(dest, meta.changed(meta.rev, count=len(members)))
         return len(members), []
 
@@ -144,8 +149,8 @@ class SetOps(DataOps):
         meta = self.collection(key, now, SET) or self.new_collection(key, SET)
         added = 0
         for member in dict.fromkeys(members):
-            if self.get_row(meta, member) is None:
-                self.put_row(meta, member, b"")
+            if not self._set_has(meta, member):
+                self._set_put(meta, member)
                 added += 1
         if added:
             self.save(key, meta.changed(meta.rev, count=meta.count + added))
@@ -158,8 +163,8 @@ class SetOps(DataOps):
             return 0, []
         removed = 0
         for member in dict.fromkeys(members):
-            if self.get_row(meta, member) is not None:
-                self.del_row(meta, member)
+            if self._set_has(meta, member):
+                self._set_del(meta, member)
                 removed += 1
         if removed:
             self.save(key, meta.changed(meta.rev, count=meta.count - removed))
@@ -194,16 +199,20 @@ class SetOps(DataOps):
             members = self._set_members(meta)
             self.delete_key(key, now)
             return _res(members), []
+        if count is None:
+            member = self._set_pick_one(meta, seed)
+            self._set_del(meta, member)
+            self.save(key, meta.changed(meta.rev, count=meta.count - 1))
+            return member, []
         rng = random.Random(seed)
         popped: list[bytes] = []
-        for _ in range(1 if count is None else count):
+        for _ in range(count):
             # Each pick sees the rows deleted by the ones before it.
-            bounds = self._set_bounds(meta, meta.count - len(popped))
-            member = self._set_pick(meta, rng, bounds)
-            self.del_row(meta, member)
+            member = self._set_pick(meta, rng, meta.count - len(popped))
+            self._set_del(meta, member)
             popped.append(member)
         self.save(key, meta.changed(meta.rev, count=meta.count - len(popped)))
-        return (popped[0] if count is None else _res(popped)), []
+        return _res(popped), []
 
     @read_op()
     def op_srandmember(self, now: int, key: bytes, count: int | None, seed: int) -> Applied:
@@ -213,11 +222,13 @@ class SetOps(DataOps):
         if meta is None or count == 0:
             return (None if count is None else []), []
         rng = random.Random(seed)
-        bounds = self._set_bounds(meta, meta.count)
         if count is None:
-            return self._set_pick(meta, rng, bounds), []
+            return self._set_pick(meta, rng, meta.count), []
         if count < 0:
-            return _res(self._set_pick(meta, rng, bounds) for _ in range(-count)), []
+            if meta.count <= _SMALL:
+                members = self._set_members(meta)
+                return _res(members[rng.randrange(len(members))] for _ in range(-count)), []
+            return _res(self._set_pick(meta, rng, meta.count) for _ in range(-count)), []
         if count >= meta.count:
             return _res(self._set_members(meta)), []
         if count * 3 > meta.count:
@@ -225,17 +236,10 @@ class SetOps(DataOps):
             return _res(rng.sample(self._set_members(meta), count)), []
         chosen: dict[bytes, None] = {}
         while len(chosen) < count:
-            chosen[self._set_fresh(meta, self._set_pick(meta, rng, bounds), chosen)] = None
+            start = _H + rng.randbytes(_HASH)
+            # Walk on in hash order past members already chosen.
+            chosen[next(m for m in self._set_from(meta, start) if m not in chosen)] = None
         return _res(chosen), []
-
-    def _set_fresh(self, meta: Meta, member: bytes, chosen: dict[bytes, None]) -> bytes:
-        """``member``, or the next member after it (wrapping) not yet chosen."""
-        if member not in chosen:
-            return member
-        for sub, _ in chain(self.rows(meta, start=member), self.rows(meta, stop=member)):
-            if sub not in chosen:
-                return sub
-        return member  # not reached: fewer members are chosen than exist
 
     @read_op()
     def op_sscan(self, now: int, key: bytes, start: bytes, options: list[bytes]) -> Applied:
@@ -244,7 +248,8 @@ class SetOps(DataOps):
         meta = self.collection(key, now, SET)
         if meta is None:
             return [b"0", []], []
-        cursor, found = scan_page(self.rows(meta, start), start, *scan_options(options))
+        rows = ((member, b"") for member in self._set_iter(meta, start))
+        cursor, found = scan_page(rows, start, *scan_options(options))
         return [cursor, [member for member, _ in found]], []
 
     # -- several keys --------------------------------------------------------
@@ -285,11 +290,11 @@ class SetOps(DataOps):
         target = self.collection(dst, now, SET)
         if src == dst or not self._set_has(source, member):
             return int(self._set_has(source, member)), []
-        self.del_row(source, member)
+        self._set_del(source, member)
         self.save(src, source.changed(source.rev, count=source.count - 1))
         target = target or self.new_collection(dst, SET)
-        if self.get_row(target, member) is None:
-            self.put_row(target, member, b"")
+        if not self._set_has(target, member):
+            self._set_put(target, member)
             self.save(dst, target.changed(target.rev, count=target.count + 1))
         return 1, []
 

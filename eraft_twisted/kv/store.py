@@ -45,6 +45,8 @@ from .statemachine import live_value
 T = TypeVar("T")
 log = Logger()
 
+HINTS_PER_COLLECTION = 4
+"""Starts of forward reads remembered per collection (see _forward_rows)."""
 COMPACT_AFTER_DELETES = 5000
 """Rows removed from one collection before its range is compacted."""
 
@@ -150,13 +152,17 @@ class KVStore:
         begin = hints.get(start, start)
         if not start <= begin <= stop:
             begin = start
+        # Only a few starts per collection are worth remembering (its front,
+        # a sorted set's index): reads from random places (SPOP) are not.
+        keep = start in hints or len(hints) < HINTS_PER_COLLECTION
         first = True
         for key, value in self._rows(begin, stop, False):
             if first:
-                hints[start] = key
+                if keep:
+                    hints[start] = key
                 first = False
             yield key, value
-        if first:
+        if first and keep:
             hints[start] = stop
         if len(self._empty_below) > 10_000:
             self._empty_below.clear()

@@ -167,12 +167,12 @@ class ZSetOps(ZSetRangeOps):
 
     def z_source_score(self, meta: Meta, member: bytes) -> float | None:
         if meta.type == KeyType.SET:
-            return None if self.get_row(meta, member) is None else 1.0
+            return None if self.get_row(meta, b"m" + member) is None else 1.0
         return self.z_score(meta, member)
 
     def z_source_items(self, meta: Meta) -> list[tuple[bytes, float]]:
         if meta.type == KeyType.SET:
-            return [(member, 1.0) for member, _ in self.rows(meta)]
+            return [(sub[1:], 1.0) for sub, _ in self.rows(meta, b"m", b"n")]
         return [(sub[1:], unpack_score(v)) for sub, v in self.rows(meta, b"m", b"n")]
 
     @write_op("list")

@@ -138,13 +138,18 @@ class StateMachineReads(StorageBase):
         return merge_changes(base, pending, reverse) if pending else base
 
     def _written(self, start: bytes, stop: bytes, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
+        if not reverse:
+            # A LevelDB iterator reads an implicit snapshot of its own.
+            for k, v in self._db.iterator(start=start, stop=stop):
+                yield bytes(k), bytes(v)
+            return
         snap = self._db.snapshot()
         try:
             found = False
-            for k, v in snap.iterator(start=start, stop=stop, reverse=reverse):
+            for k, v in snap.iterator(start=start, stop=stop, reverse=True):
                 found = True
                 yield bytes(k), bytes(v)
-            if reverse and not found:
+            if not found:
                 # plyvel 1.5's reverse iterator misses a range whose only
                 # key is ``start`` itself.
                 last = snap.get(start)

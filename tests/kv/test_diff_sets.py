@@ -14,6 +14,7 @@ from typing import Any
 from twisted.trial import unittest
 
 from eraft_twisted.kv.statemachine import KVStateMachine, encode_op
+from eraft_twisted.storage import layout
 from tests.differential import DifferentialCase
 from tests.kv.test_statemachine import DictStore
 
@@ -412,10 +413,76 @@ class ReplicaTests(unittest.TestCase):
         picks, _ = self.apply("srandmember", 0, b"k", -6000, 1)
         assert isinstance(picks, list)
         counts = Counter(picks)
-        # Uniform would be 20 each: far from it, but every member is
-        # reachable and none takes a large share.
-        self.assertGreater(len(counts), 200)
-        self.assertLess(max(counts.values()), 300)
+        # Uniform would be 20 each; a member's share is the hash gap
+        # before it, so a few are missed and none takes a large share.
+        self.assertGreater(len(counts), 250)
+        self.assertLess(max(counts.values()), 200)
+
+    def test_picks_not_biased_by_names(self) -> None:
+        # One member far from a dense run of names gets no larger share.
+        members = [f"a{i:03}".encode() for i in range(299)] + [b"zzzzzzzz"]
+        self.apply("sadd", 0, b"k", members)
+        picks, _ = self.apply("srandmember", 0, b"k", -6000, 3)
+        assert isinstance(picks, list)
+        self.assertLess(Counter(picks)[b"zzzzzzzz"], 100)
+
+    def test_two_rows_per_member(self) -> None:
+        self.apply("sadd", 0, b"k", [b"a", b"b", b"c"])
+        subs = sorted(k[layout.ROW_HEADER :] for k in self.replicas[0][0].rows)
+        self.assertEqual([s for s in subs if s[:1] == b"m"], [b"ma", b"mb", b"mc"])
+        hashed = [s for s in subs if s[:1] == b"h"]
+        self.assertEqual(sorted(s[9:] for s in hashed), [b"a", b"b", b"c"])
+        self.assertEqual(len(subs), 6)
+        self.apply("srem", 0, b"k", [b"b"])
+        self.apply("smove", 0, b"k", b"j", b"c")
+        self.apply("sunionstore", 0, [b"u", b"k", b"j"])
+        self.assertEqual(len(self.replicas[0][0].rows), 2 + 2 + 4)
+        popped = self.apply("spop", 0, b"u", None, 1)[0]
+        self.assertIn(popped, (b"a", b"c"))
+        self.assertEqual(len(self.replicas[0][0].rows), 2 + 2 + 2)
+
+    def test_pick_is_one_seek(self) -> None:
+        members = [f"user:{i}".encode() for i in range(1000)]
+        self.apply("sadd", 0, b"k", members)
+        store = self.replicas[0][0]
+        opened = []
+        plain = store.iterate_rows
+
+        def counting(start: bytes, stop: bytes, reverse: bool = False) -> Any:
+            opened.append(start)
+            return plain(start, stop, reverse)
+
+        store.iterate_rows = counting  # type: ignore[method-assign]
+        for seed in range(50):
+            opened.clear()
+            self.apply("spop", 0, b"k", None, seed)
+            self.assertLessEqual(len(opened), 2)
+        opened.clear()
+        picks, _ = self.apply("srandmember", 0, b"k", -20, 5)
+        self.assertLessEqual(len(opened), 40)
+        opened.clear()
+        distinct, _ = self.apply("srandmember", 0, b"k", 100, 5)
+        assert isinstance(distinct, list)
+        self.assertEqual(len(set(distinct)), 100)
+        self.assertLessEqual(len(opened), 200)
+
+    def test_pop_big_set_to_empty(self) -> None:
+        members = {f"user:{i}".encode() for i in range(100)}
+        self.apply("sadd", 0, b"k", sorted(members))
+        got: list[bytes] = []
+        for seed in range(20):
+            one, two = self.apply("spop", 0, b"k", 3, seed)
+            self.assertEqual(one, two)
+            assert isinstance(one, list)
+            got += one
+        while True:
+            single, _ = self.apply("spop", 0, b"k", None, len(got))
+            if single is None:
+                break
+            got.append(single)
+        self.assertEqual(sorted(got), sorted(members))
+        self.assertEqual(self.replicas[0][0].rows, {})
+        self.assertEqual(self.replicas[1][0].rows, {})
 
     def test_pop_to_empty(self) -> None:
         self.apply("sadd", 0, b"k", [b"a", b"b", b"c"])

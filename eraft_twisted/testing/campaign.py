@@ -9,16 +9,12 @@ the linearizability check and a one-line summary.
 from __future__ import annotations
 
 import random
-import shutil
-import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .harness import EventLog, keep_artifacts, seeded
-from .kvgroup import KVGroup
+from .campaign_base import FaultRun, counts_text, outcomes_text
+from .harness import keep_artifacts
 from .linearizability import History, Result, check
-from .nemesis import NETWORK_FAULTS, Nemesis
 from .workload import Workload
 
 __all__ = ["CampaignResult", "run_campaign"]
@@ -49,11 +45,10 @@ class CampaignResult:
             verdict = f"FAILED ({self.problem})"
         else:
             verdict = f"NOT LINEARIZABLE (key {self.check.key!r})"
-        outcomes = ", ".join(f"{v} {k}" for k, v in sorted(self.outcomes.items()))
-        faults = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())) or "none"
         text = (
-            f"jepsen: {self.operations} operations ({outcomes}) in {self.seconds:.0f}s; "
-            f"{sum(self.faults.values())} faults ({faults}); result: {verdict}; "
+            f"jepsen: {self.operations} operations ({outcomes_text(self.outcomes)}) "
+            f"in {self.seconds:.0f}s; {sum(self.faults.values())} faults "
+            f"({counts_text(self.faults)}); result: {verdict}; "
             f"checked in {self.check.elapsed:.2f}s, wall {self.wall:.0f}s"
         )
         if self.kept:
@@ -90,77 +85,36 @@ def run_campaign(
     copied to a new directory under ``keep_dir`` (default: the system temp
     directory), whose path is printed and returned in ``kept``.
     """
-    t_start = time.monotonic()
-    seed, rng = seeded(seed)
-    fault_list = list(faults)
-    extra = node_args or ["--tick-ms", "50", "--timeout", "1", "--snapshot-entries", "2000"]
-    cluster = KVGroup(nodes, proxies=True, extra=extra)
+    run = FaultRun.build(faults, seed, nodes, node_args, interval, duration, overlap)
+    seed, fault_list, cluster, log = run.seed, run.faults, run.cluster, run.log
     history = History()
-    groups = [fault_list] if fault_list else []
-    if overlap:
-        # One thread for network faults, one for the rest: they overlap.
-        network = [f for f in fault_list if f in NETWORK_FAULTS]
-        other = [f for f in fault_list if f not in NETWORK_FAULTS]
-        groups = [g for g in (network, other) if g]
-    log = EventLog()
-    nemeses = [
-        Nemesis(cluster, g, random.Random(rng.random()), interval, duration, log=log)
-        for g in groups
-    ]
     workload = Workload(
         cluster,
         history,
-        random.Random(rng.random()),
+        random.Random(run.rng.random()),
         clients=clients,
         keys=keys,
         ops_per_key=ops_per_key,
         timeout=client_timeout,
         strict=strict,
     )
-    problem = ""
-    try:
+    with run.stopping(workload):
         cluster.start()
         cluster.leader()
-        workload.start()
-        for n in nemeses:
-            n.start()
-        time.sleep(seconds)
-        for n in nemeses:
-            n.stop()
-        log.note("final heal")
-        try:
-            cluster.heal()
-            if "member" in fault_list:
-                cluster.repair_membership()
-            cluster.wait_healthy()
-        except RuntimeError as e:
-            problem = f"no recovery after heal: {e}"
-        # A little more traffic on the healed group, then stop.
-        time.sleep(1.0)
-        workload.stop()
+        problem = run.faults_then_heal(workload, seconds)
         if not problem:
             reads = workload.final_reads()
             log.note(f"final reads: {reads}")
-        for n in nemeses:
-            if n.error is not None:
-                problem = problem or f"nemesis error: {n.error}"
-        dead = [n.node_id for n in cluster.nodes if not n.alive]
-        if dead:
-            problem = problem or f"nodes {dead} died"
+        problem = run.group_problem(problem)
         result = check(history, budget=check_budget)
-    finally:
-        workload.stop()
-        for n in nemeses:
-            n.stop()
-        cluster.stop()
     campaign = CampaignResult(
         ok=result.ok and not problem,
         seconds=seconds,
         operations=len(history),
         outcomes=history.counts(),
-        faults=dict(sum((n.counts for n in nemeses), Counter[str]())),
+        faults=run.fault_counts(),
         check=result,
-        wall=time.monotonic() - t_start,
+        wall=run.wall(),
         nemesis_log=log.lines,
         errors=dict(workload.errors),
         problem=problem,
@@ -174,8 +128,7 @@ def run_campaign(
         campaign.kept = keep_artifacts(
             f"jepsen-failure-{seed}-", keep_dir, readme, cluster, history, log.lines
         )
-    shutil.rmtree(cluster.dir, ignore_errors=True)
-    out(campaign.summary() + f" [seed {seed}, faults {','.join(fault_list) or 'none'}]")
+    run.finish(campaign.summary(), out)
     if not campaign.ok and result.explanation:
         out(result.explanation)
     return campaign

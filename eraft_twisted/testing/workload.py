@@ -11,7 +11,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from .clients import ClientThreads, Command, Server, UniqueValues, connect, send
@@ -20,7 +20,7 @@ from .linearizability import History
 if TYPE_CHECKING:
     from redis.connection import Connection
 
-__all__ = ["KeySpace", "Workload", "invoke"]
+__all__ = ["KeySpace", "SeededClients", "Workload", "invoke", "read_everywhere"]
 
 
 def invoke(
@@ -80,7 +80,33 @@ class KeySpace:
             return list(self.used)
 
 
-class Workload(ClientThreads):
+class SeededClients(ClientThreads):
+    """``clients`` client threads on ``cluster``'s nodes, client ``c``
+    seeded with ``seeds[c]`` (drawn from ``rng``) and doing
+    :meth:`stepper`'s steps until stopped."""
+
+    def __init__(self, cluster: Servers, rng: random.Random, clients: int, timeout: float) -> None:
+        super().__init__(timeout)
+        self.cluster = cluster
+        self.clients = clients
+        self.seeds = [rng.random() for _ in range(clients)]
+        self.errors: Counter[str] = Counter()
+
+    def start(self) -> None:
+        for c in range(self.clients):
+            self.spawn(f"client-{c}", self._client, c)
+
+    def _client(self, c: int) -> None:
+        rng = random.Random(self.seeds[c])
+        self.drive(self.cluster.nodes, c, rng, self.stepper(c, rng))
+
+    def stepper(self, c: int, rng: random.Random) -> Callable[[Connection], bool]:
+        """Client ``c``'s step: one operation on a connection; False to
+        drop the connection and move on."""
+        raise NotImplementedError
+
+
+class Workload(SeededClients):
     """Concurrent clients, each on its own connection with short timeouts and
     no retries, recording every operation in ``history``.
 
@@ -108,28 +134,20 @@ class Workload(ClientThreads):
         prefix: str = "jk",
         strict: bool = False,
     ) -> None:
-        super().__init__(timeout)
-        self.cluster = cluster
+        # The key space draws from ``rng`` before the clients' seeds.
+        self.keys = KeySpace(keys, ops_per_key, random.Random(rng.random()), prefix)
+        super().__init__(cluster, rng, clients, timeout)
         self.history = history
         self.strict = strict
-        self.clients = clients
-        self.keys = KeySpace(keys, ops_per_key, random.Random(rng.random()), prefix)
-        self.seeds = [rng.random() for _ in range(clients)]
         self.values = UniqueValues()
-        self.errors: Counter[str] = Counter()
 
-    def start(self) -> None:
-        for c in range(self.clients):
-            self.spawn(f"client-{c}", self._client, c)
-
-    def _client(self, c: int) -> None:
-        rng = random.Random(self.seeds[c])
+    def stepper(self, c: int, rng: random.Random) -> Callable[[Connection], bool]:
         kinds = [k for k, w in self.MIX for _ in range(w)]
 
         def step(conn: Connection) -> bool:
             return self.one(conn, c, rng.choice(kinds), self.keys.pick())[0]
 
-        self.drive(self.cluster.nodes, c, rng, step)
+        return step
 
     def one(self, conn: Connection, c: int, kind: str, key: str) -> tuple[bool, int]:
         """Run and record one operation: (keep the connection?, its id)."""
@@ -161,32 +179,53 @@ class Workload(ClientThreads):
         """Read every key once from every node (a thread per node), retrying
         until each read succeeds; every attempt is recorded. Returns how many
         succeeded."""
-        deadline = time.monotonic() + timeout
         done: list[int] = []
 
-        def reader(node: Server) -> None:
-            conn: Connection | None = None
-            for key in self.keys.all():
-                while time.monotonic() < deadline:
-                    if conn is None:
-                        conn = connect(node.resp_port, self.timeout)
-                        if conn is None:
-                            time.sleep(0.1)
-                            continue
-                    keep, oid = self.one(conn, -1 - node.node_id, "read", key)
-                    if self.history.ops[oid].outcome == "ok":
-                        done.append(oid)
-                        break
-                    if not keep:
-                        conn.disconnect()
-                        conn = None
-                    time.sleep(0.05)
-            if conn is not None:
-                conn.disconnect()
+        def attempt(conn: Connection, node: Server, key: str) -> tuple[bool, bool]:
+            keep, oid = self.one(conn, -1 - node.node_id, "read", key)
+            if self.history.ops[oid].outcome == "ok":
+                done.append(oid)
+                return True, True
+            return False, keep
 
-        threads = [threading.Thread(target=reader, args=(n,)) for n in self.cluster.nodes]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        read_everywhere(self.cluster.nodes, self.keys.all, self.timeout, timeout, attempt)
         return len(done)
+
+
+def read_everywhere(
+    nodes: Sequence[Server],
+    keys: Callable[[], list[str]],
+    conn_timeout: float,
+    timeout: float,
+    attempt: Callable[[Connection, Server, str], tuple[bool, bool]],
+) -> None:
+    """For each node, in a thread of its own, go through ``keys()`` calling
+    ``attempt(conn, node, key)`` -> (done with the key?, keep the
+    connection?) until done, for ``timeout`` seconds in all; reconnects
+    when the connection is refused or not kept."""
+    deadline = time.monotonic() + timeout
+
+    def reader(node: Server) -> None:
+        conn: Connection | None = None
+        for key in keys():
+            while time.monotonic() < deadline:
+                if conn is None:
+                    conn = connect(node.resp_port, conn_timeout)
+                    if conn is None:
+                        time.sleep(0.1)
+                        continue
+                done, keep = attempt(conn, node, key)
+                if done:
+                    break
+                if not keep:
+                    conn.disconnect()
+                    conn = None
+                time.sleep(0.05)
+        if conn is not None:
+            conn.disconnect()
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in nodes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()

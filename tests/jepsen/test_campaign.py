@@ -28,8 +28,42 @@ from tests.waiting import wait_until
 SECONDS = float(os.environ.get("JEPSEN_CI_SECONDS", "20"))
 
 
-def _report(text: str) -> None:
+def report(text: str) -> None:
+    """Print ``text`` on its own lines of the test's stderr."""
     sys.stderr.write("\n" + text + "\n")
+
+
+def redis_with_replica(case: unittest.TestCase, prefix: str) -> list[types.SimpleNamespace]:
+    """A redis-server and an asynchronous replica of it (skips ``case``
+    without redis-server), stopped at ``case``'s cleanup: the two as
+    nodes (``node_id``, ``resp_port``) for a workload."""
+    server = shutil.which("redis-server")
+    if server is None:
+        raise unittest.SkipTest("redis-server is not installed")
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    case.addCleanup(shutil.rmtree, workdir, True)
+    primary, replica = free_ports(2)
+    common = ["--save", "", "--appendonly", "no", "--dir", workdir]
+    procs = [
+        subprocess.Popen([server, "--port", str(primary), *common], stdout=subprocess.DEVNULL),
+        subprocess.Popen(
+            [server, "--port", str(replica), *common, "--replicaof", "127.0.0.1", str(primary)],
+            stdout=subprocess.DEVNULL,
+        ),
+    ]
+    for p in procs:
+        case.addCleanup(p.wait)
+        case.addCleanup(p.kill)
+    wait_until(
+        lambda: all(raw_command(p, "PING") == b"+PONG\r\n" for p in (primary, replica)),
+        timeout=10,
+        interval=0.05,
+        message="both redis-servers answering PING",
+    )
+    return [
+        types.SimpleNamespace(node_id=0, resp_port=primary),
+        types.SimpleNamespace(node_id=1, resp_port=replica),
+    ]
 
 
 class Campaign(unittest.TestCase):
@@ -43,7 +77,7 @@ class Campaign(unittest.TestCase):
             seed=seed,
             interval=(0.5, 2.0),
             duration=(1.5, 4.0),
-            out=_report,
+            out=report,
             **kw,  # type: ignore[arg-type]
         )
         self.assertTrue(result.ok, result.summary() + "\n" + result.check.explanation)
@@ -72,33 +106,7 @@ class HarnessCatchesStaleReads(unittest.TestCase):
     linearizable: Redis with an asynchronous replica serving reads."""
 
     def test_redis_replica_is_not_linearizable(self) -> None:
-        server = shutil.which("redis-server")
-        if server is None:
-            raise unittest.SkipTest("redis-server is not installed")
-        workdir = tempfile.mkdtemp(prefix="jepsen-redis-")
-        self.addCleanup(shutil.rmtree, workdir, True)
-        primary, replica = free_ports(2)
-        common = ["--save", "", "--appendonly", "no", "--dir", workdir]
-        procs = [
-            subprocess.Popen([server, "--port", str(primary), *common], stdout=subprocess.DEVNULL),
-            subprocess.Popen(
-                [server, "--port", str(replica), *common, "--replicaof", "127.0.0.1", str(primary)],
-                stdout=subprocess.DEVNULL,
-            ),
-        ]
-        for p in procs:
-            self.addCleanup(p.wait)
-            self.addCleanup(p.kill)
-        wait_until(
-            lambda: all(raw_command(p, "PING") == b"+PONG\r\n" for p in (primary, replica)),
-            timeout=10,
-            interval=0.05,
-            message="both redis-servers answering PING",
-        )
-        nodes = [
-            types.SimpleNamespace(node_id=0, resp_port=primary),
-            types.SimpleNamespace(node_id=1, resp_port=replica),
-        ]
+        nodes = redis_with_replica(self, "jepsen-redis-")
         history = History()
         workload = Workload(
             types.SimpleNamespace(nodes=nodes),  # type: ignore[arg-type]
@@ -120,4 +128,4 @@ class HarnessCatchesStaleReads(unittest.TestCase):
         assert result is not None
         self.assertFalse(result.ok, f"{len(history)} operations and no stale read found")
         self.assertFalse(result.unknown)
-        _report(f"redis with a replica: {result.summary()}")
+        report(f"redis with a replica: {result.summary()}")

@@ -46,7 +46,7 @@ T = TypeVar("T")
 log = Logger()
 
 HINTS_PER_COLLECTION = 4
-"""Starts of forward reads remembered per collection (see _forward_rows)."""
+"""Ranges remembered per collection (see KVStore._collection_rows)."""
 COMPACT_AFTER_DELETES = 5000
 """Rows removed from one collection before its range is compacted."""
 
@@ -87,9 +87,10 @@ class KVStore:
         self._staged_meta: dict[bytes, bytes | None] = {}
         self._staged_rows: dict[bytes, bytes | None] = {}
         self._row_deletes: dict[bytes, int] = {}
-        self._empty_below: dict[bytes, dict[bytes, bytes]] = {}
-        """Row prefix -> {start: end}: no row exists in ``[start, end)``
-        (see :meth:`_forward_rows`); kept up to date by :meth:`stage_row`."""
+        self._empty_ends: dict[bytes, dict[tuple[bytes, bytes, bool], bytes]] = {}
+        """Row prefix -> {(start, stop, reverse): bound}: no row exists in
+        ``[start, bound)`` (forward) or ``[bound, stop)`` (reverse); see
+        :meth:`_collection_rows`."""
         """Rows removed per collection since its range was last compacted."""
         """Collection rows and garbage markers by DB key (``layout.row_key``)."""
         self._deadlines: dict[bytes, int] = {}
@@ -120,20 +121,22 @@ class KVStore:
     def stage_row(self, db_key: bytes, value: bytes | None) -> None:
         """Write (None: delete) a row; visible to reads at once."""
         self._staged_rows[db_key] = value
-        if value is not None and self._empty_below:
-            hints = self._empty_below.get(db_key[: layout.ROW_HEADER])
+        if value is not None and self._empty_ends:
+            hints = self._empty_ends.get(db_key[: layout.ROW_HEADER])
             if hints:
-                for start, end in list(hints.items()):
-                    if start <= db_key < end:
-                        hints[start] = db_key
+                for (start, stop, reverse), bound in list(hints.items()):
+                    if not reverse and start <= db_key < bound:
+                        hints[(start, stop, reverse)] = db_key
+                    elif reverse and bound <= db_key < stop:
+                        hints[(start, stop, reverse)] = db_key + b"\x00"
 
     def iterate_rows(
         self, start: bytes, stop: bytes, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
         """``(db key, value)`` rows in ``[start, stop)`` as of now (applied
         writes included). The caller bounds how far it reads."""
-        if not reverse and start[:2] == layout.ROWS_PREFIX:
-            return self._forward_rows(start, stop)
+        if start[:2] == layout.ROWS_PREFIX:
+            return self._collection_rows(start, stop, reverse)
         return self._rows(start, stop, reverse)
 
     def _rows(self, start: bytes, stop: bytes, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
@@ -141,31 +144,38 @@ class KVStore:
         base = self.storage.iterate(start, stop, reverse)
         return merge_changes(base, staged, reverse) if staged else base
 
-    def _forward_rows(self, start: bytes, stop: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """A forward read of one collection's rows that begins past the rows
-        an earlier read from the same ``start`` found removed: popping from
-        the front (ZPOPMIN, a drained queue) would otherwise step over the
-        deletion markers of every row removed before, on every pop. The
-        hint only skips keys known to hold no row; results do not depend
-        on it."""
-        hints = self._empty_below.setdefault(start[: layout.ROW_HEADER], {})
-        begin = hints.get(start, start)
-        if not start <= begin <= stop:
-            begin = start
-        # Only a few starts per collection are worth remembering (its front,
+    def _collection_rows(
+        self, start: bytes, stop: bytes, reverse: bool
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """A read of one collection's rows that skips the end of the range
+        an earlier read of the same range found empty: popping from one end
+        (ZPOPMIN, ZPOPMAX, a drained queue) would otherwise step over the
+        deletion marker of every row removed before, on every pop. The
+        hint only skips keys known to hold no row (:meth:`stage_row` keeps
+        it so); results do not depend on it."""
+        hints = self._empty_ends.setdefault(start[: layout.ROW_HEADER], {})
+        which = (start, stop, reverse)
+        bound = hints.get(which)
+        lo, hi = start, stop
+        if bound is not None and start <= bound <= stop:
+            if reverse:
+                hi = bound
+            else:
+                lo = bound
+        # Only a few ranges per collection are worth remembering (its ends,
         # a sorted set's index): reads from random places (SPOP) are not.
-        keep = start in hints or len(hints) < HINTS_PER_COLLECTION
+        keep = which in hints or len(hints) < HINTS_PER_COLLECTION
         first = True
-        for key, value in self._rows(begin, stop, False):
+        for key, value in self._rows(lo, hi, reverse):
             if first:
                 if keep:
-                    hints[start] = key
+                    hints[which] = key + b"\x00" if reverse else key
                 first = False
             yield key, value
         if first and keep:
-            hints[start] = stop
-        if len(self._empty_below) > 10_000:
-            self._empty_below.clear()
+            hints[which] = start if reverse else stop
+        if len(self._empty_ends) > 10_000:
+            self._empty_ends.clear()
 
     def _cleared(self, key: bytes) -> bool:
         if not self._clearing:
@@ -184,7 +194,7 @@ class KVStore:
         self._staged_rows = {
             k: v for k, v in self._staged_rows.items() if not lo <= layout.slot_of(k) <= hi
         }
-        self._empty_below = {}
+        self._empty_ends = {}
         self._after_clear = {
             k: v for k, v in self._after_clear.items() if not lo <= key_hash_slot(k) <= hi
         }
@@ -276,7 +286,7 @@ class KVStore:
         """Drop cached state after the data was replaced by a snapshot."""
         self._staged = {}
         self._staged_rows = {}
-        self._empty_below = {}
+        self._empty_ends = {}
         self._deadlines = {}
         self._expiry = []
 

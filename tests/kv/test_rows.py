@@ -49,3 +49,26 @@ class RowReadTests(SynchronousTestCase):
         self.assertEqual(self.subs(b"1"), [b"z"])
         self.store.stage_row(row(b"5"), b"")
         self.assertEqual(self.subs(b"1"), [b"5", b"z"])
+
+    def test_popping_from_the_back_never_hides_a_new_last_row(self) -> None:
+        stop = layout.prefix_stop(layout.rows_prefix(7, 42))
+
+        def backwards() -> list[bytes]:
+            rows = self.store.iterate_rows(row(b""), stop, reverse=True)
+            return [k[layout.ROW_HEADER :] for k, _ in rows]
+
+        for sub in (b"b", b"c", b"d", b"e"):
+            self.store.stage_row(row(sub), b"")
+        self.assertEqual(backwards(), [b"e", b"d", b"c", b"b"])
+        self.store.stage_row(row(b"e"), None)
+        self.store.stage_row(row(b"d"), None)
+        self.assertEqual(backwards(), [b"c", b"b"])
+        self.store.stage_row(row(b"d"), b"")  # at the remembered end
+        self.assertEqual(backwards(), [b"d", b"c", b"b"])
+        self.store.stage_row(row(b"z"), b"")  # past it
+        self.assertEqual(backwards(), [b"z", b"d", b"c", b"b"])
+        for sub in (b"z", b"d", b"c", b"b"):
+            self.store.stage_row(row(sub), None)
+        self.assertEqual(backwards(), [])
+        self.store.stage_row(row(b"a"), b"")
+        self.assertEqual(backwards(), [b"a"])

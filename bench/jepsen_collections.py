@@ -1,12 +1,13 @@
-"""The long fault campaign for sets, lists and transactions.
+"""The long fault campaign for sets, lists, transactions and blocking pops.
 
     .venv/bin/python bench/jepsen_collections.py --seconds 600
     .venv/bin/python bench/jepsen_collections.py --seconds 300 --workload list --faults kill,pause
 
 A series of runs (``--run-seconds`` each, a fresh group every time)
-cycling through the workloads (set, list, transfer; or only ``--workload``)
-and nemesis mixes (network faults; process faults with transfers and
-snapshots; membership changes; everything but membership, overlapping).
+cycling through the workloads (set, list, transfer, queue; or only
+``--workload``) and nemesis mixes (network faults; process faults with
+transfers and snapshots; membership changes; everything but membership,
+overlapping).
 Each run prints one summary line with its seed; the last line sums them
 up. A failing run keeps its operations, nemesis log and node logs in a
 directory it names (under ``--keep``). Exit status 1 if anything failed.

@@ -1,7 +1,7 @@
 """Fault campaigns for collections and transactions (issue #12's proof).
 
 :func:`run_collection_campaign` runs one workload of
-:mod:`.collection_workload` (``set``, ``list`` or ``transfer``) against a
+:mod:`.collection_workload` (``set``, ``list``, ``transfer`` or ``queue``) against a
 3-node :class:`~.kvgroup.KVGroup` with proxies under the same
 :class:`~.nemesis.Nemesis` as :func:`~.campaign.run_campaign`; then heal,
 final reads on every node, the workload's checker and one summary line.

@@ -9,6 +9,7 @@ each returns a list of problems, empty when the history is correct.
 * :func:`check_lists`: RPUSH of unique values, LRANGE 0 -1 reads.
 * :func:`check_transfers`: WATCH/MULTI/EXEC transfers between accounts,
   reads of every account in one transaction (or MGET).
+* :func:`check_queue`: RPUSH of unique values, BLPOP consumers.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "Op",
     "Recorder",
     "check_lists",
+    "check_queue",
     "check_sets",
     "check_transfers",
 ]
@@ -39,7 +41,10 @@ class Op:
 
     ``kind``: ``add`` (SADD/RPUSH of ``value``; result: the reply integer),
     ``read`` (result: the members/elements, or the balances), ``transfer``
-    (value: [balance a read, balance b read, amount]; result: EXEC's reply).
+    (value: [balance a read, balance b read, amount]; result: EXEC's reply),
+    ``push`` (RPUSH of ``value`` to a queue ``key``), ``pop`` (BLPOP of the
+    keys in ``key``, comma-separated; result: [key, value]; a nil reply,
+    certainly nothing taken, is ``fail``).
     ``outcome``: ``ok``, ``fail`` (certainly not applied), ``info``
     (unknown) or ``pending`` (never completed: unknown too).
     """
@@ -272,4 +277,96 @@ def check_transfers(
     views = [v for _, v in sorted(final.items())]
     if any(v != views[0] for v in views):
         problems.append(f"final reads differ between nodes: {views}")
+    return problems[:MAX_PROBLEMS]
+
+
+def _pops(ops: Sequence[Op]) -> list[tuple[Op, str, str]]:
+    """Acknowledged pops that took something: (op, key, value)."""
+    out = []
+    for op in ops:
+        if op.kind == "pop" and op.outcome == "ok" and isinstance(op.result, list):
+            key, value = (str(v) for v in op.result)
+            out.append((op, key, value))
+    return out
+
+
+def check_queue(ops: Sequence[Op], final: dict[str, dict[int, list[str]]]) -> list[str]:
+    """Problems of a queue history (RPUSH of unique values, BLPOP):
+    a value popped twice, popped but never pushed (or from another key, or
+    whose push failed), popped before its push was invoked; final lists
+    that differ between nodes, hold a duplicate, a value never pushed or
+    one also popped, or a value pushed (acknowledged) before the push of
+    a value already popped from that key (FIFO); and more acknowledged
+    pushes unaccounted for (neither popped nor in the final list) than
+    pops whose outcome is unknown."""
+    problems: list[str] = []
+    pushes = {str(op.value): op for op in ops if op.kind == "push"}
+    popped: dict[str, Op] = {}
+    # Per key: the latest invoke of a push whose value was popped.
+    last_popped_push: dict[str, int] = {}
+    for op, key, value in _pops(ops):
+        who = f"pop by client {op.client} (invoked at {op.invoke})"
+        if value in popped:
+            earlier = popped[value]
+            problems.append(
+                f"{value!r} popped twice: by client {earlier.client} (invoked at "
+                f"{earlier.invoke}) and {who}"
+            )
+        popped.setdefault(value, op)
+        push = pushes.get(value)
+        if push is None:
+            problems.append(f"{who} got {value!r} from {key}, never pushed")
+            continue
+        if push.key != key:
+            problems.append(f"{who} got {value!r} from {key}, pushed to {push.key}")
+        if push.outcome == "fail":
+            problems.append(f"{who} got {value!r}, whose push failed")
+        if op.complete is not None and op.complete < push.invoke:
+            problems.append(
+                f"{who} got {value!r} at {op.complete}, before its push was invoked "
+                f"at {push.invoke}"
+            )
+        last_popped_push[push.key] = max(last_popped_push.get(push.key, -1), push.invoke)
+    remaining: set[str] = set()
+    for key in sorted({op.key for op in pushes.values()} | set(final)):
+        views = final.get(key, {})
+        if not views:
+            problems.append(f"{key}: no final read")
+            continue
+        first_node, first = sorted(views.items())[0]
+        for node, view in sorted(views.items()):
+            if list(view) != list(first):
+                problems.append(f"{key}: final lists differ: node {first_node} and node {node}")
+        for v, n in Counter(first).items():
+            if n > 1:
+                problems.append(f"{key}: {v!r} is {n} times in the final list")
+        for v in first:
+            push = pushes.get(v)
+            if push is None or push.key != key:
+                problems.append(f"{key}: final list has {v!r}, never pushed to it")
+            elif push.outcome == "fail":
+                problems.append(f"{key}: final list has {v!r}, whose push failed")
+            elif v in popped:
+                problems.append(f"{key}: {v!r} is popped and still in the final list")
+            elif (
+                push.outcome == "ok"
+                and push.complete is not None
+                and push.complete < last_popped_push.get(key, -1)
+            ):
+                problems.append(
+                    f"{key}: {v!r} is still in the final list, but a value pushed after "
+                    "it was acknowledged has been popped (not FIFO)"
+                )
+        remaining.update(first)
+    unaccounted = [
+        v
+        for v, op in pushes.items()
+        if op.outcome == "ok" and v not in popped and v not in remaining
+    ]
+    unknown = sum(1 for op in ops if op.kind == "pop" and op.outcome in ("info", "pending"))
+    if len(unaccounted) > unknown:
+        problems.append(
+            f"{len(unaccounted)} acknowledged pushes neither popped nor in the final lists "
+            f"(e.g. {min(unaccounted)!r}), more than the {unknown} pops of unknown outcome"
+        )
     return problems[:MAX_PROBLEMS]

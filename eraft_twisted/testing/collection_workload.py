@@ -1,8 +1,9 @@
 """Concurrent clients of the collection and transaction campaigns.
 
 :class:`SetWorkload` (SADD/SMEMBERS), :class:`ListWorkload` (RPUSH/LRANGE)
-and :class:`TransferWorkload` (WATCH/MULTI/EXEC transfers, reads of every
-account in one transaction or MGET) record every operation in a
+, :class:`TransferWorkload` (WATCH/MULTI/EXEC transfers, reads of every
+account in one transaction or MGET) and :class:`QueueWorkload` (RPUSH
+producers, BLPOP consumers) record every operation in a
 :class:`~.collection_checkers.Recorder`; ``check()`` runs the matching
 pure checker of :mod:`.collection_checkers`.
 """
@@ -15,13 +16,26 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from .clients import Command, Reply, Server, connect, send
-from .collection_checkers import Op, Recorder, check_lists, check_sets, check_transfers
+from .collection_checkers import (
+    Op,
+    Recorder,
+    check_lists,
+    check_queue,
+    check_sets,
+    check_transfers,
+)
 from .workload import KeySpace, SeededClients, Servers, read_everywhere
 
 if TYPE_CHECKING:
     from redis.connection import Connection
 
-__all__ = ["CollectionWorkload", "ListWorkload", "SetWorkload", "TransferWorkload"]
+__all__ = [
+    "CollectionWorkload",
+    "ListWorkload",
+    "QueueWorkload",
+    "SetWorkload",
+    "TransferWorkload",
+]
 
 
 def _text(v: object) -> str:
@@ -290,10 +304,85 @@ class TransferWorkload(CollectionWorkload):
         return check_transfers(self.recorder.ops, views, len(self.accounts), self.initial)
 
 
+class QueueWorkload(CollectionWorkload):
+    """Even clients produce (RPUSH of unique values ``p<client>-<n>`` to
+    one of two queues, with short pauses now and then so consumers
+    block); odd clients consume (BLPOP of one queue or both, timeout
+    ``block`` seconds). A nil BLPOP took nothing (``fail``); an error or
+    a lost reply may have taken an element (``info``)."""
+
+    QUEUES = ("{jq}a", "{jq}b")
+
+    def __init__(
+        self,
+        cluster: Servers,
+        rng: random.Random,
+        clients: int = 8,
+        timeout: float = 2.0,
+        block: float = 1.0,
+        pause_share: float = 0.05,
+    ) -> None:
+        # The socket must outlast a BLPOP that times out on the node.
+        super().__init__(cluster, rng, clients, max(timeout, block + 1.5))
+        self.block = block
+        self.pause_share = pause_share
+
+    def keys(self) -> list[str]:
+        return list(self.QUEUES)
+
+    def acknowledged(self) -> int:
+        """How many pushes were acknowledged."""
+        return sum(1 for op in self.recorder.ops if op.kind == "push" and op.outcome == "ok")
+
+    def popped(self) -> int:
+        """How many pops acknowledged taking an element."""
+        return sum(1 for op in self.recorder.ops if op.kind == "pop" and op.outcome == "ok")
+
+    def step(self, conn: Connection, c: int, rng: random.Random, n: int) -> bool:
+        if c % 2 == 0:
+            if rng.random() < self.pause_share:
+                self._stop.wait(rng.uniform(0.1, self.block * 1.5))
+            key = rng.choice(self.QUEUES)
+            value = f"p{c}-{n}"
+            op = self.recorder.invoke(c, "push", key, value)
+            reply = send(conn, ("RPUSH", key, value))
+            result = reply.value if isinstance(reply.value, int) else None
+            self._finish(op, _expect(reply, result is not None), "RPUSH", result)
+            return op.outcome == "ok"
+        keys = rng.choice([self.QUEUES[:1], self.QUEUES[1:], self.QUEUES])
+        op = self.recorder.invoke(c, "pop", ",".join(keys))
+        reply = send(conn, ("BLPOP", *keys, str(self.block)))
+        if not reply.error and reply.value is None:
+            self.recorder.done(op, "fail", error="nil")
+            return True
+        pair = reply.value if isinstance(reply.value, list) else None
+        good = pair is not None and len(pair) == 2 and _text(pair[0]) in keys
+        self._finish(op, _expect(reply, good), "BLPOP", [_text(v) for v in pair or []])
+        return op.outcome == "ok"
+
+    def read(self, conn: Connection, c: int, key: str, final: bool = False) -> Op:
+        op = self.recorder.invoke(c, "read", key)
+        op.final = final
+        reply = send(conn, ("LRANGE", key, "0", "-1"))
+        values = reply.value if isinstance(reply.value, list) else None
+        self._finish(
+            op, _expect(reply, values is not None), "LRANGE", [_text(v) for v in values or []]
+        )
+        return op
+
+    def check(self, final: dict[str, dict[int, object]]) -> list[str]:
+        views = {
+            k: {n: list(v) for n, v in nodes.items() if isinstance(v, list)}
+            for k, nodes in final.items()
+        }
+        return check_queue(self.recorder.ops, views)
+
+
 WORKLOADS: dict[str, Callable[..., CollectionWorkload]] = {
     "set": SetWorkload,
     "list": ListWorkload,
     "transfer": TransferWorkload,
+    "queue": QueueWorkload,
 }
 """The campaign's workloads by name."""
 

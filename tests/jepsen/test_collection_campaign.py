@@ -1,4 +1,4 @@
-"""Fault campaigns for sets, lists and transactions (issue #12's proof).
+"""Fault campaigns for sets, lists, transactions and blocking pops (issue #12's proof).
 
 One run per workload (``JEPSEN_CI_SECONDS``, default 18 s) under a mix of
 network and process faults; each prints one summary line with its seed
@@ -16,7 +16,7 @@ import types
 from twisted.trial import unittest
 
 from eraft_twisted.testing.collection_campaign import CollectionResult, run_collection_campaign
-from eraft_twisted.testing.collection_workload import SetWorkload
+from eraft_twisted.testing.collection_workload import QueueWorkload, SetWorkload
 from tests.jepsen.test_campaign import redis_with_replica, report
 
 SECONDS = float(os.environ.get("JEPSEN_CI_SECONDS", "18"))
@@ -52,6 +52,12 @@ class CollectionCampaign(unittest.TestCase):
         """WATCH/MULTI/EXEC transfers: every read's total stays the same."""
         self.run_one("transfer", ["partition", "oneway", "kill", "pause", "transfer"], 50)
 
+    def test_queue(self) -> None:
+        """RPUSH producers, BLPOP consumers: each element popped at most once,
+        nothing invented, nothing lost beyond the pops of unknown outcome."""
+        result = self.run_one("queue", ["partition", "bridge", "kill", "pause", "transfer"], 150)
+        self.assertGreater(result.outcomes.get("pop ok", 0), 100)
+
 
 class HarnessCatchesStaleSets(unittest.TestCase):
     """The set clients and checker against a system whose reads are not
@@ -70,3 +76,18 @@ class HarnessCatchesStaleSets(unittest.TestCase):
         work.stop()
         self.assertTrue(stale, f"{len(work.recorder.ops)} operations and no stale read found")
         report(f"redis with a replica: {stale[0]}")
+
+
+class QueueHarnessOnRedis(unittest.TestCase):
+    """The queue clients and checker against one redis-server, which keeps
+    the queue's guarantees: the checker finds nothing (no false alarm)."""
+
+    def test_redis_queue_passes(self) -> None:
+        primary = redis_with_replica(self, "jepsen-redis-queue-")[:1]
+        work = QueueWorkload(types.SimpleNamespace(nodes=primary), random.Random(7), block=0.3)
+        work.start()
+        time.sleep(3.0)
+        work.stop()
+        self.assertEqual(work.check(work.final_reads(timeout=10)), [])
+        self.assertGreater(work.popped(), 50)
+        report(f"redis queue: {work.recorder.counts()}")

@@ -1,6 +1,6 @@
 """The collection campaigns' checkers pass good histories and catch bad ones:
 a lost acknowledged write, a phantom, a duplicate, a non-prefix read, a
-stale read, a wrong total, broken isolation."""
+stale read, a wrong total, broken isolation, a value popped twice."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from twisted.trial import unittest
 from eraft_twisted.testing.collection_checkers import (
     Recorder,
     check_lists,
+    check_queue,
     check_sets,
     check_transfers,
 )
@@ -194,3 +195,119 @@ class TransferChecker(unittest.TestCase):
         self.assertIn(
             "isolation broken", " ".join(check_transfers(rec.ops, {0: [93, 107, 100]}, 3, 100))
         )
+
+
+class _Queue:
+    """A queue history built in order (each call invokes and completes at
+    once unless it returns the open op)."""
+
+    def __init__(self) -> None:
+        self.rec = Recorder()
+
+    def push(self, value: str, outcome: str = "ok", key: str = "q") -> None:
+        op = self.rec.invoke(0, "push", key, value)
+        self.rec.done(op, outcome, 1 if outcome == "ok" else None)
+
+    def pop(self, value: str | None, outcome: str = "ok", key: str = "q", client: int = 1) -> None:
+        op = self.rec.invoke(client, "pop", key)
+        if value is None or outcome != "ok":
+            self.rec.done(op, "fail" if value is None else outcome)
+        else:
+            self.rec.done(op, "ok", [key, value])
+
+    def check(self, *final: str, nodes: int = 3) -> str:
+        views = {"q": {n: list(final) for n in range(nodes)}}
+        return " | ".join(check_queue(self.rec.ops, views))
+
+
+class QueueChecker(unittest.TestCase):
+    def test_good(self) -> None:
+        q = _Queue()
+        q.push("a")
+        q.push("b")
+        q.pop("a")
+        q.pop(None)
+        q.push("c", outcome="info")
+        q.push("d")
+        q.pop("b", outcome="info")  # took b, or nothing
+        self.assertEqual(q.check("c", "d"), "")
+        self.assertEqual(q.check("b", "d"), "")
+        self.assertEqual(q.check("b", "c", "d"), "")
+
+    def test_popped_twice(self) -> None:
+        q = _Queue()
+        q.push("a")
+        q.pop("a")
+        q.pop("a", client=2)
+        self.assertIn("'a' popped twice", q.check())
+
+    def test_phantom_pop(self) -> None:
+        q = _Queue()
+        q.push("a")
+        q.pop("zz")
+        self.assertIn("never pushed", q.check("a"))
+
+    def test_failed_push_popped(self) -> None:
+        q = _Queue()
+        q.push("a", outcome="fail")
+        q.pop("a")
+        self.assertIn("whose push failed", q.check())
+
+    def test_popped_before_pushed(self) -> None:
+        q = _Queue()
+        q.pop("a")
+        q.push("a", outcome="info")
+        self.assertIn("before its push was invoked", q.check())
+
+    def test_wrong_key(self) -> None:
+        q = _Queue()
+        q.push("a", key="other")
+        q.pop("a")
+        self.assertIn("pushed to other", q.check())
+
+    def test_lost_push(self) -> None:
+        q = _Queue()
+        q.push("a")
+        q.push("b")
+        q.pop("a")
+        self.assertIn("1 acknowledged pushes neither popped", q.check())
+
+    def test_lost_push_covered_by_unknown_pop(self) -> None:
+        q = _Queue()
+        q.push("a")
+        q.push("b")
+        q.pop("x", outcome="info")
+        self.assertEqual(q.check("b"), "")
+        self.assertIn("2 acknowledged pushes", q.check())
+
+    def test_popped_and_still_there(self) -> None:
+        q = _Queue()
+        q.push("a")
+        q.pop("a")
+        self.assertIn("popped and still in the final list", q.check("a"))
+
+    def test_nodes_differ(self) -> None:
+        q = _Queue()
+        q.push("a")
+        q.push("b")
+        views = {"q": {0: ["a", "b"], 1: ["b", "a"]}}
+        self.assertIn("final lists differ", " ".join(check_queue(q.rec.ops, views)))
+
+    def test_duplicate_and_phantom_in_final(self) -> None:
+        q = _Queue()
+        q.push("a")
+        problems = q.check("a", "a", "zz")
+        self.assertIn("2 times in the final list", problems)
+        self.assertIn("'zz', never pushed", problems)
+
+    def test_not_fifo(self) -> None:
+        q = _Queue()
+        q.push("a")
+        q.push("b")
+        q.pop("b")
+        self.assertIn("not FIFO", q.check("a"))
+
+    def test_no_final_read(self) -> None:
+        q = _Queue()
+        q.push("a")
+        self.assertIn("no final read", " ".join(check_queue(q.rec.ops, {})))

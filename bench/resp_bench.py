@@ -83,6 +83,36 @@ def start_redis(workdir: str) -> tuple[subprocess.Popen[bytes], int]:
     raise RuntimeError("redis-server did not start")
 
 
+Result = tuple[str, int, tuple[float, float], tuple[float, float]]
+
+
+def run_group(tests: list[str], args: argparse.Namespace) -> list[Result]:
+    """Run ``tests`` in order against one new 3-node group and one new
+    redis-server."""
+    workdir = tempfile.mkdtemp(prefix="eraft-bench-")
+    cluster = Cluster(3, extra=["--fsync", args.fsync], base=workdir)
+    redis_proc, redis_port = start_redis(workdir)
+    try:
+        cluster.start()
+        leader = cluster.leader()
+        target = leader
+        if args.node == "follower":
+            target = next(n for n in cluster.nodes if n is not leader)
+        results: list[Result] = []
+        for test in tests:
+            for clients in (int(c) for c in args.clients.split(",")):
+                n = args.n if clients > 1 else max(1000, args.n // 10)
+                ours = redis_benchmark(target.resp_port, test, n, clients)
+                theirs = redis_benchmark(redis_port, test, n, clients)
+                results.append((test.upper(), clients, ours, theirs))
+        return results
+    finally:
+        cluster.stop()
+        redis_proc.terminate()
+        redis_proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=20000, help="requests per run")
@@ -100,33 +130,42 @@ def main() -> None:
         "zpopmin,lrange_100 (each is compared with SET's figure of the same run)",
     )
     ap.add_argument("--clients", default="1,50", help="client counts to run each test with (1,50)")
+    ap.add_argument(
+        "--fresh",
+        action="store_true",
+        help="a new group for each test (a pop test shares one with the push that fills it: "
+        "lpush+lpop, rpush+rpop, sadd+spop, zadd+zpopmin), so no test runs on what the "
+        "earlier ones left (a bigger database, LevelDB compacting)",
+    )
     args = ap.parse_args()
     for tool in ("redis-server", "redis-benchmark", "redis-cli"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed (apt-get install redis-server redis-tools)")
 
-    workdir = tempfile.mkdtemp(prefix="eraft-bench-")
-    cluster = Cluster(3, extra=["--fsync", args.fsync], base=workdir)
-    redis_proc, redis_port = start_redis(workdir)
-    try:
-        cluster.start()
-        leader = cluster.leader()
-        target = leader
-        if args.node == "follower":
-            target = next(n for n in cluster.nodes if n is not leader)
-        results = []
-        for test in args.tests.split(","):
-            for clients in (int(c) for c in args.clients.split(",")):
-                n = args.n if clients > 1 else max(1000, args.n // 10)
-                ours = redis_benchmark(target.resp_port, test, n, clients)
-                theirs = redis_benchmark(redis_port, test, n, clients)
-                results.append((test.upper(), clients, ours, theirs))
-    finally:
-        cluster.stop()
-        redis_proc.terminate()
-        redis_proc.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
-
+    tests = args.tests.split(",")
+    fills = {"lpop": "lpush", "rpop": "rpush", "spop": "sadd", "zpopmin": "zadd"}
+    groups: list[list[str]] = []
+    for test in tests:
+        if args.fresh and groups and fills.get(test) == groups[-1][-1]:
+            groups[-1].append(test)
+        elif args.fresh or not groups:
+            groups.append([test])
+        else:
+            groups[-1].append(test)
+    results = []
+    vs_set: list[float | None] = []
+    for group in groups:
+        if args.fresh and group != ["set"]:
+            # Each group measures SET first: a test is compared with the SET
+            # figure of its own group, minutes apart at most.
+            got = run_group(["set", *group], args)
+            base = {c: ours[0] for t, c, ours, _ in got if t == "SET"}
+            got = [r for r in got if r[0] != "SET"]
+            vs_set.extend(r[2][0] / base[r[1]] for r in got)
+        else:
+            got = run_group(group, args)
+            vs_set.extend(None for _ in got)
+        results.extend(got)
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; eraftkv: 3 nodes, fsync {args.fsync}, "
@@ -134,15 +173,19 @@ def main() -> None:
         f"redis-server: appendfsync always"
     )
     set_rps = {c: ours[0] for t, c, ours, _ in results if t == "SET"}
+    ratios = dict(zip(range(len(results)), vs_set, strict=True))
     print(
         "| test | clients | eraftkv req/s | vs SET | redis req/s | ratio | eraftkv p50 ms "
         "| redis p50 ms |"
     )
     print("|---|---|---|---|---|---|---|---|")
-    for test, clients, (ours_rps, ours_p50), (redis_rps, redis_p50) in results:
-        vs_set = f"{ours_rps / set_rps[clients]:.2f}x" if clients in set_rps else "-"
+    for i, (test, clients, (ours_rps, ours_p50), (redis_rps, redis_p50)) in enumerate(results):
+        own = ratios[i]
+        if own is None:
+            own = ours_rps / set_rps[clients] if clients in set_rps else None
+        shown = "-" if own is None else f"{own:.2f}x"
         print(
-            f"| {test} | {clients} | {ours_rps:,.0f} | {vs_set} | {redis_rps:,.0f} | "
+            f"| {test} | {clients} | {ours_rps:,.0f} | {shown} | {redis_rps:,.0f} | "
             f"{ours_rps / redis_rps:.2f}x | {ours_p50:.2f} | {redis_p50:.2f} |"
         )
 

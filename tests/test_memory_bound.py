@@ -173,7 +173,9 @@ class CollectionMemoryTests(SynchronousTestCase):
         ``bench/collection_memory.py`` measures 1,000,000 of each."""
         from bench.collection_memory import load, rss_all
 
-        cluster = Cluster(3)
+        # A 1,000-field HSET is one entry every node applies in one go: on a
+        # loaded CI machine, a longer election timeout keeps the leader.
+        cluster = Cluster(3, ["--tick-ms", "100", "--election-ticks", "30", "--timeout", "30"])
         self.addCleanup(shutil.rmtree, cluster.dir, True)
         self.addCleanup(cluster.stop)
         cluster.start()

@@ -39,14 +39,13 @@ from ..storage.db import merge_changes
 from ..storage.leveldb import LevelDBStorage
 from .records import KeyType, is_live, record_expire, record_type
 from .results import Writes, WrongType
+from .rowends import RangeEnds
 from .scanning import Glob
 from .statemachine import live_value
 
 T = TypeVar("T")
 log = Logger()
 
-HINTS_PER_COLLECTION = 4
-"""Ranges remembered per collection (see KVStore._collection_rows)."""
 COMPACT_AFTER_DELETES = 5000
 """Rows removed from one collection before its range is compacted."""
 
@@ -87,10 +86,8 @@ class KVStore:
         self._staged_meta: dict[bytes, bytes | None] = {}
         self._staged_rows: dict[bytes, bytes | None] = {}
         self._row_deletes: dict[bytes, int] = {}
-        self._empty_ends: dict[bytes, dict[tuple[bytes, bytes, bool], bytes]] = {}
-        """Row prefix -> {(start, stop, reverse): bound}: no row exists in
-        ``[start, bound)`` (forward) or ``[bound, stop)`` (reverse); see
-        :meth:`_collection_rows`."""
+        self._ends = RangeEnds()
+        """What range reads learnt about the ends of collections' rows."""
         """Rows removed per collection since its range was last compacted."""
         """Collection rows and garbage markers by DB key (``layout.row_key``)."""
         self._deadlines: dict[bytes, int] = {}
@@ -121,14 +118,8 @@ class KVStore:
     def stage_row(self, db_key: bytes, value: bytes | None) -> None:
         """Write (None: delete) a row; visible to reads at once."""
         self._staged_rows[db_key] = value
-        if value is not None and self._empty_ends:
-            hints = self._empty_ends.get(db_key[: layout.ROW_HEADER])
-            if hints:
-                for (start, stop, reverse), bound in list(hints.items()):
-                    if not reverse and start <= db_key < bound:
-                        hints[(start, stop, reverse)] = db_key
-                    elif reverse and bound <= db_key < stop:
-                        hints[(start, stop, reverse)] = db_key + b"\x00"
+        if value is not None:
+            self._ends.written(db_key)
 
     def iterate_rows(
         self, start: bytes, stop: bytes, reverse: bool = False
@@ -147,35 +138,13 @@ class KVStore:
     def _collection_rows(
         self, start: bytes, stop: bytes, reverse: bool
     ) -> Iterator[tuple[bytes, bytes]]:
-        """A read of one collection's rows that skips the end of the range
-        an earlier read of the same range found empty: popping from one end
-        (ZPOPMIN, ZPOPMAX, a drained queue) would otherwise step over the
-        deletion marker of every row removed before, on every pop. The
-        hint only skips keys known to hold no row (:meth:`stage_row` keeps
-        it so); results do not depend on it."""
-        hints = self._empty_ends.setdefault(start[: layout.ROW_HEADER], {})
-        which = (start, stop, reverse)
-        bound = hints.get(which)
-        lo, hi = start, stop
-        if bound is not None and start <= bound <= stop:
-            if reverse:
-                hi = bound
-            else:
-                lo = bound
-        # Only a few ranges per collection are worth remembering (its ends,
-        # a sorted set's index): reads from random places (SPOP) are not.
-        keep = which in hints or len(hints) < HINTS_PER_COLLECTION
-        first = True
-        for key, value in self._rows(lo, hi, reverse):
-            if first:
-                if keep:
-                    hints[which] = key + b"\x00" if reverse else key
-                first = False
-            yield key, value
-        if first and keep:
-            hints[which] = start if reverse else stop
-        if len(self._empty_ends) > 10_000:
-            self._empty_ends.clear()
+        """A read of one collection's rows that starts from what an earlier
+        read of the same range learnt about its end (:mod:`.rowends`):
+        popping from one end (ZPOPMIN, ZPOPMAX, a drained queue) then reads
+        rows by key instead of opening a range read and stepping over the
+        deletion marker of every row removed before. Results are exactly a
+        plain range read's."""
+        return self._ends.read(start, stop, reverse, self._rows, self.get_row)
 
     def _cleared(self, key: bytes) -> bool:
         if not self._clearing:
@@ -194,7 +163,7 @@ class KVStore:
         self._staged_rows = {
             k: v for k, v in self._staged_rows.items() if not lo <= layout.slot_of(k) <= hi
         }
-        self._empty_ends = {}
+        self._ends.clear()
         self._after_clear = {
             k: v for k, v in self._after_clear.items() if not lo <= key_hash_slot(k) <= hi
         }
@@ -286,7 +255,7 @@ class KVStore:
         """Drop cached state after the data was replaced by a snapshot."""
         self._staged = {}
         self._staged_rows = {}
-        self._empty_ends = {}
+        self._ends.clear()
         self._deadlines = {}
         self._expiry = []
 

@@ -157,15 +157,17 @@ class DataOps:
         if record is None:
             return False
         live = is_live(record, now)
-        self.bury_key(key, record)
+        self.bury(record)
         self.store.stage([(key, None)])
         return live
 
-    def bury_key(self, key: bytes, record: bytes | None = None) -> None:
+    def bury_key(self, key: bytes) -> None:
         """If ``key`` holds a collection (live or expired), mark its rows
         for removal; its record is about to be replaced or deleted."""
-        if record is None:
-            record = self.store.get_record(key)
+        self.bury(self.store.get_record(key))
+
+    def bury(self, record: bytes | None) -> None:
+        """:meth:`bury_key` for a record the caller has read already."""
         if record is None or record_type(record) == KeyType.STRING:
             return
         meta = unpack_meta(record)

@@ -351,7 +351,8 @@ class KVStateMachine(HashOps, SetOps, ListOps, ZSetOps, KeyOps, StringReads):
     def _set(
         self, now: int, key: bytes, value: bytes, expire_at: int, cond: int, get: bool
     ) -> Applied:
-        record = self.live_record(key, now)
+        stored = self.store.get_record(key)
+        record = stored if stored is not None and is_live(stored, now) else None
         # SET replaces a value of any type; SET ... GET answers WRONGTYPE.
         is_string = record is not None and record_type(record) == KeyType.STRING
         if get and record is not None and not is_string:
@@ -364,7 +365,7 @@ class KVStateMachine(HashOps, SetOps, ListOps, ZSetOps, KeyOps, StringReads):
             expire_at = record_expire(record) if record is not None else 0
         else:
             expire_at = _deadline(expire_at, now)
-        self.bury_key(key)
+        self.bury(stored)  # an expired collection's rows too
         if expire_at and expire_at <= now:
             return (old if get else OK), [(key, None)]
         return (old if get else OK), [(key, self._string(value, expire_at))]

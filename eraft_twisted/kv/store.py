@@ -38,7 +38,7 @@ from ..storage import layout
 from ..storage.db import merge_changes
 from ..storage.leveldb import LevelDBStorage
 from .records import KeyType, is_live, record_expire, record_type
-from .results import Writes, WrongType
+from .results import Writes
 from .rowends import RangeEnds
 from .scanning import Glob
 from .statemachine import live_value
@@ -186,18 +186,6 @@ class KVStore:
         """The live string value of ``key`` at ``now_ms``; :class:`WrongType`
         if it holds another type."""
         return live_value(self.get_record(key), now_ms)
-
-    def get_string(self, key: bytes, now_ms: int) -> bytes | None:
-        """Like :meth:`get`, but None for a key of another type (MGET)."""
-        try:
-            return live_value(self.get_record(key), now_ms)
-        except WrongType:
-            return None
-
-    def key_type(self, key: bytes, now_ms: int) -> KeyType | None:
-        """The type of the live value of ``key``, or None."""
-        record = self.get_record(key)
-        return record_type(record) if record is not None and is_live(record, now_ms) else None
 
     def stage(self, writes: Writes) -> None:
         """Make applied changes visible at once (the expiry index too);

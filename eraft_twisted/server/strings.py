@@ -14,9 +14,9 @@ from typing import TypeVar
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 
-from ..hashslot import SLOTS, key_hash_slot
+from ..hashslot import SLOTS
 from ..kv.records import TYPE_BY_NAME, KeyType
-from ..kv.results import OK, Refused
+from ..kv.results import OK
 from ..kv.statemachine import (
     KEEPTTL,
     Op,
@@ -32,7 +32,7 @@ from ..resp.state import ConnectionState
 from ..shard.state import ShardState
 from ..shard.statemachine import ShardedStateMachine
 from .datacmd import DataCommands, OpCall
-from .seams import Answer, GroupNode, raft_failure, refusal, result_reply
+from .seams import Answer, GroupNode, raft_failure, refusal
 
 T = TypeVar("T")
 
@@ -82,38 +82,13 @@ class KVCommands:
         return self.sm.log_time
 
     # -- plumbing --------------------------------------------------------
-    def _write(self, op: Op, *args: object) -> defer.Deferred[object]:
-        d = self.node.propose(encode_op(op, self.now_ms(), *args))
-        return d.addCallbacks(result_reply, raft_failure)
-
-    def _read(self, fn: Callable[[], T], keys: list[bytes] | tuple[()] = ()) -> defer.Deferred[T]:
-        def checked() -> T:
-            # After the read barrier: ownership as of the state we read.
-            self._check_keys(keys)
-            try:
-                return fn()
-            except Refused as r:  # WRONGTYPE
-                raise refusal(r.err) from None
-
-        return self.node.read(checked).addErrback(raft_failure)
+    def _read(self, fn: Callable[[], T]) -> defer.Deferred[T]:
+        """``fn()`` after the read barrier."""
+        return self.node.read(fn).addErrback(raft_failure)
 
     def _sharded(self) -> ShardState | None:
         shards = self.sm.shards
         return shards if shards.sharded() else None
-
-    def _check_keys(self, keys: list[bytes] | tuple[()]) -> None:
-        shards = self._sharded()
-        if shards is None:
-            return
-        for key in keys:
-            refused = shards.check_key(key)
-            if refused is not None:
-                raise refusal(refused)
-
-    def _same_slot(self, keys: list[bytes]) -> None:
-        """Redis Cluster's rule for multi-key commands, in sharded mode."""
-        if self._sharded() is not None and len({key_hash_slot(k) for k in keys}) > 1:
-            raise CommandError("Keys in request don't hash to the same slot", code="CROSSSLOT")
 
     def _served(self) -> Callable[[int], bool] | None:
         shards = self._sharded()

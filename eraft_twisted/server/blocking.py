@@ -25,6 +25,7 @@ from ..resp.commands import Command, CommandError, CommandTable
 from ..resp.encoder import NULL_ARRAY, Reply
 from ..resp.state import ConnectionState
 from .datacmd import DataCommands, OpCall, Shape, plain
+from .lists import parse_side
 from .seams import Answer
 
 
@@ -51,20 +52,13 @@ def parse_timeout(raw: bytes) -> float:
     return int(ms) / 1000
 
 
-def _side(raw: bytes) -> bool:
-    word = raw.lower()
-    if word not in (b"left", b"right"):
-        raise CommandError("syntax error")
-    return word == b"left"
-
-
 def _bpop(left: bool, argv: list[bytes]) -> OpCall:
     parse_timeout(argv[-1])
     return OpCall("bpop", (argv[1:-1], left))
 
 
 def _blmove(argv: list[bytes]) -> OpCall:
-    from_left, to_left = _side(argv[3]), _side(argv[4])
+    from_left, to_left = parse_side(argv[3]), parse_side(argv[4])
     parse_timeout(argv[5])
     return OpCall("lmove", (argv[1], argv[2], from_left, to_left))
 

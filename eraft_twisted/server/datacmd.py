@@ -135,18 +135,19 @@ class DataCommands:
         its parse names (declare ``write`` when parse may name either);
         ``keys`` finds the keys of a command whose keys follow a count."""
         self.calls[name] = (parse, shape)
-        cmd_flags = ("write" if write else "readonly",) + flags if write is not None else flags
+        if write is None:
+            kind = self._kind_flag(name)
+        else:
+            kind = "write" if write else "readonly"
         holder: list[Command] = []
 
         def handler(conn: ConnectionState, argv: list[bytes]) -> Answer:
             return self.run(holder[0], parse(argv), shape, conn, argv)
 
-        if write is None:
-            cmd_flags = (self._kind_flag(name),) + flags
         cmd = table.register(
             name,
             arity,
-            cmd_flags,
+            (kind, *flags),
             handler,
             first_key,
             last_key,

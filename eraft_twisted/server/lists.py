@@ -27,7 +27,7 @@ def _int(raw: bytes, message: str = _NOT_INT) -> int:
     return n
 
 
-def _side(raw: bytes) -> bool:
+def parse_side(raw: bytes) -> bool:
     """LEFT -> True, RIGHT -> False."""
     word = raw.lower()
     if word not in (b"left", b"right"):
@@ -110,6 +110,6 @@ class ListCommands:
         two(
             "lmove",
             5,
-            lambda a: OpCall("lmove", (a[1], a[2], _side(a[3]), _side(a[4]))),
+            lambda a: OpCall("lmove", (a[1], a[2], parse_side(a[3]), parse_side(a[4]))),
         )
         two("rpoplpush", 3, lambda a: OpCall("lmove", (a[1], a[2], False, True)), write=True)

@@ -1,27 +1,24 @@
-"""Set operations: two rows per member, both with an empty value:
+"""Set operations: two rows per member.
 
-* ``b"m" + member``: membership, in member order (SMEMBERS, SSCAN,
-  SISMEMBER, SINTER ...);
-* ``b"h" + h8(member) + member``, ``h8`` the member's 8-byte BLAKE2b
-  digest: the members in a random order that does not depend on their
-  names, for random picks.
+* ``b"m" + member`` -> the member's position (8 bytes): membership, in
+  member order (SMEMBERS, SSCAN, SISMEMBER, SINTER ...);
+* ``b"p" + position`` -> the member: the members at positions
+  ``0 .. count - 1``, with no gaps, for random picks.
 
-``meta.count`` is the number of members; every change writes or deletes
-both rows of a member.
+``meta.count`` is the number of members. A new member takes position
+``count``; a removed one's position is taken by the member at the last
+position, so the positions stay dense.
 
 Random choices (SPOP, SRANDMEMBER) come from a seed the proposer put into
-the operation, so every replica chooses the same. A pick is one seek: to
-``b"h"`` + 8 random bytes, taking the first ``h`` row at or after it
-(wrapping to the first). A member's chance is the hash gap before it:
-random, and not biased by member names (Redis's picks are not exactly
-uniform either). A set of at most 16 members is read whole and the choice
-is uniform.
+the operation, so every replica chooses the same. A pick is a random
+position and a point read of its row: uniform, and no range read (a
+LevelDB iterator's snapshot and seek cost more than the rest of an SPOP).
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
+import struct
 from collections.abc import Iterable, Iterator
 
 from .collection import DataOps, read_op, write_op
@@ -32,23 +29,15 @@ from .scanning import scan_options, scan_page
 SET = KeyType.SET
 
 _M, _M_END = b"m", b"n"
-"""Membership rows: ``_M + member``."""
-_H, _H_END = b"h", b"i"
-"""Random-order rows: ``_H + h8(member) + member``."""
-_HASH = 8
-"""Bytes of a member's digest in its ``h`` row."""
-_SMALL = 16
-"""A set this small is read whole for a pick (a uniform one)."""
+"""Membership rows: ``_M + member`` -> position."""
+_P = b"p"
+"""Position rows: ``_P + position`` -> member."""
+_POS = struct.Struct(">Q")
 
 
-def _h_row(member: bytes) -> bytes:
-    """The ``h`` row's sub key of ``member``."""
-    return _H + hashlib.blake2b(member, digest_size=_HASH).digest() + member
-
-
-def _member(h_sub: bytes) -> bytes:
-    """The member of an ``h`` row's sub key."""
-    return h_sub[1 + _HASH :]
+def _at(position: int) -> bytes:
+    """The sub key of the position row ``position``."""
+    return _P + _POS.pack(position)
 
 
 class SetOps(DataOps):
@@ -65,37 +54,42 @@ class SetOps(DataOps):
     def _set_has(self, meta: Meta | None, member: bytes) -> bool:
         return meta is not None and self.get_row(meta, _M + member) is not None
 
-    def _set_put(self, meta: Meta, member: bytes) -> None:
-        self.put_row(meta, _M + member, b"")
-        self.put_row(meta, _h_row(member), b"")
+    def _set_put(self, meta: Meta, member: bytes, count: int) -> None:
+        """Add ``member`` (not in the set) to a set of ``count`` members."""
+        position = _POS.pack(count)
+        self.put_row(meta, _M + member, position)
+        self.put_row(meta, _P + position, member)
 
-    def _set_del(self, meta: Meta, member: bytes) -> None:
+    def _set_del(self, meta: Meta, member: bytes, position: bytes, count: int) -> None:
+        """Remove ``member``, at ``position`` (packed), from a set of
+        ``count`` members: the last member moves into its place."""
+        last = _POS.pack(count - 1)
+        if position != last:
+            moved = self.get_row(meta, _P + last)
+            assert moved is not None, "a set's positions are dense"
+            self.put_row(meta, _P + position, moved)
+            self.put_row(meta, _M + moved, position)
+        self.del_row(meta, _P + last)
         self.del_row(meta, _M + member)
-        self.del_row(meta, _h_row(member))
 
-    def _set_from(self, meta: Meta, start: bytes) -> Iterator[bytes]:
-        """The members in hash order from the ``h`` sub key ``start`` on,
-        wrapping to the first (the second read is opened only if needed)."""
-        for sub, _ in self.rows(meta, start, _H_END):
-            yield _member(sub)
-        for sub, _ in self.rows(meta, _H, start):
-            yield _member(sub)
+    def _set_remove(self, meta: Meta, member: bytes, count: int) -> bool:
+        """Remove ``member`` from a set of ``count`` members if it is there."""
+        position = self.get_row(meta, _M + member)
+        if position is None:
+            return False
+        self._set_del(meta, member, position, count)
+        return True
 
-    def _set_pick(self, meta: Meta, rng: random.Random, count: int) -> bytes:
-        """A member of a non-empty set of ``count`` members (see the module doc)."""
-        if count <= _SMALL:
-            members = self._set_members(meta)
-            return members[rng.randrange(len(members))]
-        return next(self._set_from(meta, _H + rng.randbytes(_HASH)))
+    def _set_at(self, meta: Meta, position: int) -> bytes:
+        member = self.get_row(meta, _at(position))
+        assert member is not None, "a set's positions are dense"
+        return member
 
-    def _set_pick_one(self, meta: Meta, seed: int) -> bytes:
-        """:meth:`_set_pick` for a single pick: the seek position comes
-        straight from the seed (building a ``random.Random`` costs more
-        than the seek)."""
-        if meta.count <= _SMALL:
-            return self._set_pick(meta, random.Random(seed), meta.count)
-        where = hashlib.blake2b(seed.to_bytes(8, "big"), digest_size=_HASH).digest()
-        return next(self._set_from(meta, _H + where))
+    def _set_pop(self, meta: Meta, position: int, count: int) -> bytes:
+        """Remove and answer the member at ``position`` of a set of ``count``."""
+        member = self._set_at(meta, position)
+        self._set_del(meta, member, _POS.pack(position), count)
+        return member
 
     def _set_sets(self, keys: list[bytes], now: int) -> list[Meta | None]:
         """The sets at ``keys`` (None for a missing one); WRONGTYPE if any
@@ -137,8 +131,8 @@ class SetOps(DataOps):
             self.delete_key(dest, now)
             return 0, []
         meta = self.new_collection(dest, SET)
-        for member in members:
-            self._set_put(meta, member)
+        for position, member in enumerate(members):
+            self._set_put(meta, member, position)
         self.save(dest, meta.changed(meta.rev, count=len(members)))
         return len(members), []
 
@@ -150,7 +144,7 @@ class SetOps(DataOps):
         added = 0
         for member in dict.fromkeys(members):
             if not self._set_has(meta, member):
-                self._set_put(meta, member)
+                self._set_put(meta, member, meta.count + added)
                 added += 1
         if added:
             self.save(key, meta.changed(meta.rev, count=meta.count + added))
@@ -163,8 +157,7 @@ class SetOps(DataOps):
             return 0, []
         removed = 0
         for member in dict.fromkeys(members):
-            if self._set_has(meta, member):
-                self._set_del(meta, member)
+            if self._set_remove(meta, member, meta.count - removed):
                 removed += 1
         if removed:
             self.save(key, meta.changed(meta.rev, count=meta.count - removed))
@@ -200,17 +193,14 @@ class SetOps(DataOps):
             self.delete_key(key, now)
             return _res(members), []
         if count is None:
-            member = self._set_pick_one(meta, seed)
-            self._set_del(meta, member)
+            # A 63-bit seed modulo the size: uniform to within size / 2**63.
+            member = self._set_pop(meta, seed % meta.count, meta.count)
             self.save(key, meta.changed(meta.rev, count=meta.count - 1))
             return member, []
         rng = random.Random(seed)
         popped: list[bytes] = []
-        for _ in range(count):
-            # Each pick sees the rows deleted by the ones before it.
-            member = self._set_pick(meta, rng, meta.count - len(popped))
-            self._set_del(meta, member)
-            popped.append(member)
+        for left in range(meta.count, meta.count - count, -1):
+            popped.append(self._set_pop(meta, rng.randrange(left), left))
         self.save(key, meta.changed(meta.rev, count=meta.count - len(popped)))
         return _res(popped), []
 
@@ -221,25 +211,22 @@ class SetOps(DataOps):
         meta = self.collection(key, now, SET)
         if meta is None or count == 0:
             return (None if count is None else []), []
-        rng = random.Random(seed)
         if count is None:
-            return self._set_pick(meta, rng, meta.count), []
+            return self._set_at(meta, seed % meta.count), []
+        rng = random.Random(seed)
+        size = meta.count
         if count < 0:
-            if meta.count <= _SMALL:
+            if -count > size:
+                # More picks than members: one read of them all.
                 members = self._set_members(meta)
-                return _res(members[rng.randrange(len(members))] for _ in range(-count)), []
-            return _res(self._set_pick(meta, rng, meta.count) for _ in range(-count)), []
-        if count >= meta.count:
+                return _res(members[rng.randrange(size)] for _ in range(-count)), []
+            return _res(self._set_at(meta, rng.randrange(size)) for _ in range(-count)), []
+        if count >= size:
             return _res(self._set_members(meta)), []
-        if count * 3 > meta.count:
+        if count * 3 > size:
             # Most of the set is wanted: reading it all is what Redis does too.
             return _res(rng.sample(self._set_members(meta), count)), []
-        chosen: dict[bytes, None] = {}
-        while len(chosen) < count:
-            start = _H + rng.randbytes(_HASH)
-            # Walk on in hash order past members already chosen.
-            chosen[next(m for m in self._set_from(meta, start) if m not in chosen)] = None
-        return _res(chosen), []
+        return _res(self._set_at(meta, p) for p in rng.sample(range(size), count)), []
 
     @read_op()
     def op_sscan(self, now: int, key: bytes, start: bytes, options: list[bytes]) -> Applied:
@@ -288,13 +275,14 @@ class SetOps(DataOps):
         if source is None:
             return 0, []
         target = self.collection(dst, now, SET)
-        if src == dst or not self._set_has(source, member):
+        if src == dst:
             return int(self._set_has(source, member)), []
-        self._set_del(source, member)
+        if not self._set_remove(source, member, source.count):
+            return 0, []
         self.save(src, source.changed(source.rev, count=source.count - 1))
         target = target or self.new_collection(dst, SET)
         if not self._set_has(target, member):
-            self._set_put(target, member)
+            self._set_put(target, member, target.count)
             self.save(dst, target.changed(target.rev, count=target.count + 1))
         return 1, []
 

@@ -8,11 +8,13 @@ their sizes and membership.
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from typing import Any
 
 from twisted.trial import unittest
 
+from eraft_twisted.kv.records import unpack_meta
 from eraft_twisted.kv.statemachine import KVStateMachine, encode_op
 from eraft_twisted.storage import layout
 from tests.differential import DifferentialCase
@@ -413,10 +415,10 @@ class ReplicaTests(unittest.TestCase):
         picks, _ = self.apply("srandmember", 0, b"k", -6000, 1)
         assert isinstance(picks, list)
         counts = Counter(picks)
-        # Uniform would be 20 each; a member's share is the hash gap
-        # before it, so a few are missed and none takes a large share.
-        self.assertGreater(len(counts), 250)
-        self.assertLess(max(counts.values()), 200)
+        # Uniform: 20 each (a binomial with sd 4.4).
+        self.assertEqual(len(counts), 300)
+        self.assertLess(max(counts.values()), 45)
+        self.assertGreater(min(counts.values()), 3)
 
     def test_picks_not_biased_by_names(self) -> None:
         # One member far from a dense run of names gets no larger share.
@@ -424,14 +426,31 @@ class ReplicaTests(unittest.TestCase):
         self.apply("sadd", 0, b"k", members)
         picks, _ = self.apply("srandmember", 0, b"k", -6000, 3)
         assert isinstance(picks, list)
-        self.assertLess(Counter(picks)[b"zzzzzzzz"], 100)
+        self.assertLess(Counter(picks)[b"zzzzzzzz"], 45)
+
+    def positions(self, key: bytes) -> list[bytes]:
+        """The members of set ``key`` by position, after checking that the
+        positions are 0..n-1 and every member's row names its position."""
+        store = self.replicas[0][0]
+        meta = unpack_meta(store.data[key])
+        prefix = layout.rows_prefix(meta.slot, meta.version)
+        own = {
+            k[layout.ROW_HEADER :]: v
+            for k, v in store.rows.items()
+            if k.startswith(prefix) and v is not None
+        }
+        by_position = sorted((k[1:], v) for k, v in own.items() if k[:1] == b"p")
+        expected = [i.to_bytes(8, "big") for i in range(meta.count)]
+        self.assertEqual([p for p, _ in by_position], expected)
+        self.assertEqual({k[1:]: v for k, v in own.items() if k[:1] == b"m"},
+                         {m: p for p, m in by_position})
+        return [m for _, m in by_position]
 
     def test_two_rows_per_member(self) -> None:
         self.apply("sadd", 0, b"k", [b"a", b"b", b"c"])
         subs = sorted(k[layout.ROW_HEADER :] for k in self.replicas[0][0].rows)
         self.assertEqual([s for s in subs if s[:1] == b"m"], [b"ma", b"mb", b"mc"])
-        hashed = [s for s in subs if s[:1] == b"h"]
-        self.assertEqual(sorted(s[9:] for s in hashed), [b"a", b"b", b"c"])
+        self.assertEqual(self.positions(b"k"), [b"a", b"b", b"c"])
         self.assertEqual(len(subs), 6)
         self.apply("srem", 0, b"k", [b"b"])
         self.apply("smove", 0, b"k", b"j", b"c")
@@ -441,7 +460,50 @@ class ReplicaTests(unittest.TestCase):
         self.assertIn(popped, (b"a", b"c"))
         self.assertEqual(len(self.replicas[0][0].rows), 2 + 2 + 2)
 
-    def test_pick_is_one_seek(self) -> None:
+    def test_positions_stay_dense(self) -> None:
+        rng = random.Random(7)
+        model: dict[bytes, set[bytes]] = {b"k": set(), b"j": set()}
+        names = [f"m{i}".encode() for i in range(60)]
+        for step in range(600):
+            key = rng.choice([b"k", b"j"])
+            other = b"j" if key == b"k" else b"k"
+            what = rng.randrange(5)
+            if what == 0:
+                added = rng.sample(names, rng.randrange(1, 6))
+                self.apply("sadd", 0, key, added)
+                model[key] |= set(added)
+            elif what == 1:
+                gone = rng.sample(names, rng.randrange(1, 6))
+                self.apply("srem", 0, key, gone)
+                model[key] -= set(gone)
+            elif what == 2:
+                one, two = self.apply("spop", 0, key, None, step)
+                self.assertEqual(one, two)
+                self.assertEqual(one is None, not model[key])
+                model[key].discard(one)
+            elif what == 3:
+                n = rng.randrange(0, 5)
+                one, two = self.apply("spop", 0, key, n, step)
+                self.assertEqual(one, two)
+                self.assertEqual(len(one), min(n, len(model[key])))
+                self.assertTrue(set(one) <= model[key])
+                model[key] -= set(one)
+            else:
+                member = rng.choice(names)
+                moved = member in model[key]
+                self.assertEqual(self.apply("smove", 0, key, other, member), [int(moved)] * 2)
+                if moved:
+                    model[key].discard(member)
+                    model[other].add(member)
+            for name, members in model.items():
+                if members:
+                    self.assertEqual(set(self.positions(name)), members)
+                else:
+                    self.assertNotIn(name, self.replicas[0][0].data)
+        (a_store, _), (b_store, _) = self.replicas
+        self.assertEqual(a_store.rows, b_store.rows)
+
+    def test_pick_reads_no_range(self) -> None:
         members = [f"user:{i}".encode() for i in range(1000)]
         self.apply("sadd", 0, b"k", members)
         store = self.replicas[0][0]
@@ -456,15 +518,12 @@ class ReplicaTests(unittest.TestCase):
         for seed in range(50):
             opened.clear()
             self.apply("spop", 0, b"k", None, seed)
-            self.assertLessEqual(len(opened), 2)
-        opened.clear()
+            self.apply("spop", 0, b"k", 3, seed)
         picks, _ = self.apply("srandmember", 0, b"k", -20, 5)
-        self.assertLessEqual(len(opened), 40)
-        opened.clear()
         distinct, _ = self.apply("srandmember", 0, b"k", 100, 5)
         assert isinstance(distinct, list)
         self.assertEqual(len(set(distinct)), 100)
-        self.assertLessEqual(len(opened), 200)
+        self.assertEqual(opened, [])
 
     def test_pop_big_set_to_empty(self) -> None:
         members = {f"user:{i}".encode() for i in range(100)}

@@ -149,7 +149,7 @@ class DataOps:
         if meta.count <= 0:
             self.store.stage([(key, None)])
             return
-        self.store.stage([(key, meta.changed(self.next_rev()).pack())])
+        self.store.stage([(key, meta.pack(self.next_rev()))])
 
     def delete_key(self, key: bytes, now: int) -> bool:
         """Delete ``key`` whatever it holds; True if it was live."""
@@ -176,13 +176,13 @@ class DataOps:
 
     # -- rows ----------------------------------------------------------------
     def get_row(self, meta: Meta, sub: bytes) -> bytes | None:
-        return self.store.get_row(layout.row_key(meta.slot, meta.version, sub))
+        return self.store.get_row(meta.prefix + sub)
 
     def put_row(self, meta: Meta, sub: bytes, value: bytes) -> None:
-        self.store.stage_row(layout.row_key(meta.slot, meta.version, sub), value)
+        self.store.stage_row(meta.prefix + sub, value)
 
     def del_row(self, meta: Meta, sub: bytes) -> None:
-        self.store.stage_row(layout.row_key(meta.slot, meta.version, sub), None)
+        self.store.stage_row(meta.prefix + sub, None)
 
     def rows(
         self,
@@ -194,7 +194,7 @@ class DataOps:
         """``(sub key, value)`` of the collection's rows with ``start <= sub
         < stop`` (``stop`` None: to the end), in order or ``reverse``d.
         Lazy: the caller bounds how many it reads."""
-        prefix = layout.rows_prefix(meta.slot, meta.version)
+        prefix = meta.prefix
         lo = prefix + start
         hi = prefix + stop if stop is not None else layout.prefix_stop(prefix)
         cut = layout.ROW_HEADER

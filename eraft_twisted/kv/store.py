@@ -46,10 +46,6 @@ from .statemachine import live_value
 T = TypeVar("T")
 log = Logger()
 
-COMPACT_AFTER_DELETES = 5000
-"""Rows removed from one collection before its range is compacted."""
-
-
 class DataView(Protocol):
     """A frozen view of the written data: a LevelDB snapshot (or MemoryDB's)."""
 
@@ -85,11 +81,9 @@ class KVStore:
         self._staged: dict[bytes, bytes | None] = {}
         self._staged_meta: dict[bytes, bytes | None] = {}
         self._staged_rows: dict[bytes, bytes | None] = {}
-        self._row_deletes: dict[bytes, int] = {}
+        """Collection rows and garbage markers by DB key (``layout.row_key``)."""
         self._ends = RangeEnds()
         """What range reads learnt about the ends of collections' rows."""
-        """Rows removed per collection since its range was last compacted."""
-        """Collection rows and garbage markers by DB key (``layout.row_key``)."""
         self._deadlines: dict[bytes, int] = {}
         """Key -> deadline of every key with a TTL (the expiry index)."""
         self._expiry: list[tuple[int, bytes]] = []
@@ -190,6 +184,8 @@ class KVStore:
     def stage(self, writes: Writes) -> None:
         """Make applied changes visible at once (the expiry index too);
         :meth:`flush` persists them."""
+        if not writes:
+            return
         for k, v in writes:
             self._staged[k] = v
         self.track_expiry(writes)
@@ -206,26 +202,11 @@ class KVStore:
         if self._clearing:
             self._after_clear.update(self._staged)
         ops.extend(self._staged_rows.items())
-        self._count_row_deletes()
         ops.extend(self._staged_meta.items())
         self._staged = {}
         self._staged_rows = {}
         self._staged_meta = {}
         return self.storage.apply_ops(ops, applied_index, conf_state)
-
-    def _count_row_deletes(self) -> None:
-        deletes = self._row_deletes
-        for k, v in self._staged_rows.items():
-            if v is None and k[:2] == layout.ROWS_PREFIX:
-                prefix = k[: layout.ROW_HEADER]
-                n = deletes[prefix] = deletes.get(prefix, 0) + 1
-                if n >= COMPACT_AFTER_DELETES:
-                    del deletes[prefix]
-                    self.storage.compact_rows(prefix).addErrback(
-                        lambda f: log.failure("compacting a collection's rows failed", f)
-                    )
-        if len(deletes) > 10_000:  # many collections with a few removals each
-            deletes.clear()
 
     def stage_meta(self, name: bytes, value: bytes | None) -> None:
         """Stage a write of the state machine's own replicated state."""

@@ -62,7 +62,6 @@ from .layout import (
     encode_snapshot_meta,
     log_key,
     pack,
-    prefix_stop,
 )
 from .memorydb import MemoryDB
 from .raftlog import LOG_CACHE_BYTES, LOG_CACHE_ENTRIES, EntryCache, read_entries
@@ -444,14 +443,6 @@ class LevelDBStorage(SnapshotInstall, StateMachineReads):
                 delete_range(db, *area_range(area, lo, hi), chunk) for area in SLOT_AREAS
             )
         )
-
-    def compact_rows(self, prefix: bytes) -> Deferred[None]:
-        """Compact the keys under ``prefix`` (a collection's rows) in the
-        writer thread: many removals leave deletion markers that every
-        read of the range would otherwise step over (a queue or a set
-        popped empty) until LevelDB compacts them on its own."""
-        stop = prefix_stop(prefix)
-        return self._job(lambda db: db.compact_range(start=prefix, stop=stop))
 
     def barrier(self, sync: bool = True) -> Deferred[None]:
         """Fires once every earlier write is done (and, with ``sync``, durable)."""

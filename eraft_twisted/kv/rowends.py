@@ -98,6 +98,7 @@ class RangeEnds:
             end = ends[which] = _End(stop if reverse else start)
         keys = end.keys
         # Rows known dead at the front move the bound past them.
+        value = None
         while keys:
             value = get(keys[0])
             if value is not None:
@@ -105,8 +106,9 @@ class RangeEnds:
             gone = keys.pop(0)
             end.bound = gone if reverse else gone + b"\x00"
         last = None
-        for key in list(keys):
-            value = get(key)
+        for i, key in enumerate(list(keys)):
+            if i:  # the first one's value was read just above
+                value = get(key)
             if value is not None:
                 yield key, value
             last = key

@@ -32,6 +32,9 @@ _M, _M_END = b"m", b"n"
 """Membership rows: ``_M + member`` -> position."""
 _P = b"p"
 """Position rows: ``_P + position`` -> member."""
+_H_OLD, _H_OLD_END = b"h", b"i"
+"""Rows in hash order that an earlier development build kept instead of
+positions (see :meth:`SetOps._set_renumber`)."""
 _POS = struct.Struct(">Q")
 
 
@@ -79,6 +82,27 @@ class SetOps(DataOps):
             return False
         self._set_del(meta, member, position, count)
         return True
+
+    def _set_to_write(self, key: bytes, now: int) -> Meta | None:
+        """:meth:`collection` for an operation that writes a set: a set
+        written by an earlier development build (no positions) gets them
+        first."""
+        meta = self.collection(key, now, SET)
+        if meta is not None and not self._set_positioned(meta):
+            self._set_renumber(meta)
+        return meta
+
+    def _set_positioned(self, meta: Meta) -> bool:
+        return self.get_row(meta, _at(0)) is not None
+
+    def _set_renumber(self, meta: Meta) -> None:
+        """Number the members of a set stored without positions (with a row
+        in hash order per member instead), in member order: O(n) once, the
+        same on every replica."""
+        for position, member in enumerate(self._set_members(meta)):
+            self._set_put(meta, member, position)
+        for sub, _ in list(self.rows(meta, _H_OLD, _H_OLD_END)):
+            self.del_row(meta, sub)
 
     def _set_at(self, meta: Meta, position: int) -> bytes:
         member = self.get_row(meta, _at(position))
@@ -140,7 +164,7 @@ class SetOps(DataOps):
     @write_op()
     def op_sadd(self, now: int, key: bytes, members: list[bytes]) -> Applied:
         """Add ``members``; answers how many were new."""
-        meta = self.collection(key, now, SET) or self.new_collection(key, SET)
+        meta = self._set_to_write(key, now) or self.new_collection(key, SET)
         added = 0
         for member in dict.fromkeys(members):
             if not self._set_has(meta, member):
@@ -152,7 +176,7 @@ class SetOps(DataOps):
 
     @write_op()
     def op_srem(self, now: int, key: bytes, members: list[bytes]) -> Applied:
-        meta = self.collection(key, now, SET)
+        meta = self._set_to_write(key, now)
         if meta is None:
             return 0, []
         removed = 0
@@ -185,7 +209,7 @@ class SetOps(DataOps):
     def op_spop(self, now: int, key: bytes, count: int | None, seed: int) -> Applied:
         """Remove and answer a random member (``count`` None), or a list of
         up to ``count`` distinct ones."""
-        meta = self.collection(key, now, SET)
+        meta = self._set_to_write(key, now)
         if meta is None or count == 0:
             return (None if count is None else []), []
         if count is not None and count >= meta.count:
@@ -211,10 +235,19 @@ class SetOps(DataOps):
         meta = self.collection(key, now, SET)
         if meta is None or count == 0:
             return (None if count is None else []), []
-        if count is None:
-            return self._set_at(meta, seed % meta.count), []
         rng = random.Random(seed)
         size = meta.count
+        if not self._set_positioned(meta):
+            # Stored without positions by an earlier build (a read cannot
+            # renumber it): pick from the whole set.
+            members = self._set_members(meta)
+            if count is None:
+                return members[seed % size], []
+            if count < 0:
+                return _res(members[rng.randrange(size)] for _ in range(-count)), []
+            return _res(rng.sample(members, min(count, size))), []
+        if count is None:
+            return self._set_at(meta, seed % meta.count), []
         if count < 0:
             if -count > size:
                 # More picks than members: one read of them all.
@@ -271,10 +304,10 @@ class SetOps(DataOps):
 
     @write_op("two")
     def op_smove(self, now: int, src: bytes, dst: bytes, member: bytes) -> Applied:
-        source = self.collection(src, now, SET)
+        source = self._set_to_write(src, now)
         if source is None:
             return 0, []
-        target = self.collection(dst, now, SET)
+        target = self._set_to_write(dst, now)
         if src == dst:
             return int(self._set_has(source, member)), []
         if not self._set_remove(source, member, source.count):

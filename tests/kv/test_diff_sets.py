@@ -14,7 +14,8 @@ from typing import Any
 
 from twisted.trial import unittest
 
-from eraft_twisted.kv.records import unpack_meta
+from eraft_twisted.hashslot import key_hash_slot
+from eraft_twisted.kv.records import KeyType, Meta, unpack_meta
 from eraft_twisted.kv.statemachine import KVStateMachine, encode_op
 from eraft_twisted.storage import layout
 from tests.differential import DifferentialCase
@@ -500,6 +501,32 @@ class ReplicaTests(unittest.TestCase):
                     self.assertEqual(set(self.positions(name)), members)
                 else:
                     self.assertNotIn(name, self.replicas[0][0].data)
+        (a_store, _), (b_store, _) = self.replicas
+        self.assertEqual(a_store.rows, b_store.rows)
+
+    def test_sets_stored_without_positions_are_renumbered(self) -> None:
+        # The layout of an earlier development build: m+member -> b"", and
+        # h + 8-byte hash + member, no positions.
+        members = [f"old:{i}".encode() for i in range(40)]
+        for store, _ in self.replicas:
+            meta = Meta(KeyType.SET, 0, 5, 5, len(members), key_hash_slot(b"k"))
+            store.data[b"k"] = meta.pack()
+            for i, member in enumerate(members):
+                store.rows[meta.prefix + b"m" + member] = b""
+                store.rows[meta.prefix + b"h" + i.to_bytes(8, "big") + member] = b""
+        picks, again = self.apply("srandmember", 0, b"k", 5, 3)
+        self.assertEqual(picks, again)
+        self.assertTrue(set(picks) <= set(members))
+        self.assertEqual(len(set(picks)), 5)
+        popped = self.apply("spop", 0, b"k", None, 9)[0]
+        self.assertIn(popped, members)
+        left = set(members) - {popped}
+        self.assertEqual(set(self.positions(b"k")), left)
+        self.assertFalse(any(k[layout.ROW_HEADER :][:1] == b"h" for k in self.replicas[0][0].rows))
+        self.apply("srem", 0, b"k", [b"old:1", b"old:2"])
+        self.apply("sadd", 0, b"k", [b"new"])
+        left = (left - {b"old:1", b"old:2"}) | {b"new"}
+        self.assertEqual(set(self.positions(b"k")), left)
         (a_store, _), (b_store, _) = self.replicas
         self.assertEqual(a_store.rows, b_store.rows)
 

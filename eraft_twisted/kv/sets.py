@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import random
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 
 from .collection import DataOps, read_op, write_op
 from .records import KeyType, Meta
@@ -237,29 +238,22 @@ class SetOps(DataOps):
             return (None if count is None else []), []
         rng = random.Random(seed)
         size = meta.count
-        if not self._set_positioned(meta):
-            # Stored without positions by an earlier build (a read cannot
-            # renumber it): pick from the whole set.
-            members = self._set_members(meta)
-            if count is None:
-                return members[seed % size], []
-            if count < 0:
-                return _res(members[rng.randrange(size)] for _ in range(-count)), []
-            return _res(rng.sample(members, min(count, size))), []
+        at: Callable[[int], bytes] = partial(self._set_at, meta)
+        if not self._set_positioned(meta) or (count is not None and -count > size):
+            # One read of the whole set: more picks than members, or a set
+            # stored without positions by an earlier build (a read cannot
+            # renumber it).
+            at = self._set_members(meta).__getitem__
         if count is None:
-            return self._set_at(meta, seed % meta.count), []
+            return at(seed % size), []
         if count < 0:
-            if -count > size:
-                # More picks than members: one read of them all.
-                members = self._set_members(meta)
-                return _res(members[rng.randrange(size)] for _ in range(-count)), []
-            return _res(self._set_at(meta, rng.randrange(size)) for _ in range(-count)), []
+            return _res(at(rng.randrange(size)) for _ in range(-count)), []
         if count >= size:
             return _res(self._set_members(meta)), []
         if count * 3 > size:
             # Most of the set is wanted: reading it all is what Redis does too.
             return _res(rng.sample(self._set_members(meta), count)), []
-        return _res(self._set_at(meta, p) for p in rng.sample(range(size), count)), []
+        return _res(at(p) for p in rng.sample(range(size), count)), []
 
     @read_op()
     def op_sscan(self, now: int, key: bytes, start: bytes, options: list[bytes]) -> Applied:

@@ -352,7 +352,7 @@ class KVStateMachine(HashOps, SetOps, ListOps, ZSetOps, KeyOps, StringReads):
         self, now: int, key: bytes, value: bytes, expire_at: int, cond: int, get: bool
     ) -> Applied:
         stored = self.store.get_record(key)
-        record = stored if stored is not None and is_live(stored, now) else None
+        record = stored if is_live(stored, now) else None
         # SET replaces a value of any type; SET ... GET answers WRONGTYPE.
         is_string = record is not None and record_type(record) == KeyType.STRING
         if get and record is not None and not is_string:
